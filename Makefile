@@ -1,0 +1,128 @@
+# simtun: make, make check, make demo, make install, make deps
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SBINDIR  ?= $(PREFIX)/sbin
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+UNITDIR  ?= /lib/systemd/system
+SYSCONFDIR ?= /etc
+
+PKGS     := libssh libevent_core libevent_extra libsodium inih libsystemd
+PKG_CONFIG ?= pkg-config
+DEB_PKGS := build-essential pkg-config libssh-dev libevent-dev libsodium-dev \
+	libinih-dev libsystemd-dev openssh-server openssh-client socat nftables \
+	iproute2 wireguard-go wireguard-tools procps psmisc
+
+ifeq ($(SANITIZE),1)
+BUILD    ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+else
+BUILD    ?= build
+SANFLAGS :=
+endif
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -std=c11 -Wall -Wextra -Wno-unused-parameter -Wshadow
+ifneq ($(CI),)
+WARN     += -Werror
+endif
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = $(WARN) -D_GNU_SOURCE $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -Icommon -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+COMMON_SRC := $(wildcard common/*.c)
+RELAY_SRC  := $(wildcard relay/*.c)
+AGENT_SRC  := $(wildcard agent/*.c)
+CTL_SRC    := $(wildcard ctl/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+COMMON_OBJ := $(call obj,$(COMMON_SRC))
+RELAY_OBJ  := $(call obj,$(RELAY_SRC))
+AGENT_OBJ  := $(call obj,$(AGENT_SRC))
+CTL_OBJ    := $(call obj,$(CTL_SRC))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+
+BINS := $(BUILD)/simtun-relay
+ifneq ($(AGENT_SRC),)
+BINS += $(BUILD)/simtun-agent
+endif
+ifneq ($(CTL_SRC),)
+BINS += $(BUILD)/simtunctl
+endif
+
+.PHONY: all check unit integration deps demo install clean bench
+all: $(BINS) $(UNIT_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/simtun-relay: $(RELAY_OBJ) $(COMMON_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/simtun-agent: $(AGENT_OBJ) $(COMMON_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/simtunctl: $(CTL_OBJ) $(COMMON_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Install the Debian packages the build and the tests need.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "deps: installing$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; }; \
+	else echo "deps: missing packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; fi
+
+# Unit tests, then the integration suite under ASan/UBSan; ends "N passed, N failed".
+check: deps
+	$(MAKE) all
+	$(MAKE) SANITIZE=1 all
+	SIMTUN_BIN=$(CURDIR)/build-asan SIMTUN_UNIT=$(CURDIR)/build-asan/tests/unit bash tests/run.sh
+
+unit: all
+	SIMTUN_UNIT=$(CURDIR)/$(BUILD)/tests/unit bash tests/run.sh --unit-only
+
+demo: deps all
+	bash tests/demo.sh
+
+bench: deps all
+	bash bench/run
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BUILD)/simtun-relay $(DESTDIR)$(SBINDIR)/simtun-relay
+	[ ! -f $(BUILD)/simtun-agent ] || install -m 0755 $(BUILD)/simtun-agent $(DESTDIR)$(SBINDIR)/simtun-agent
+	[ ! -f $(BUILD)/simtunctl ] || install -m 0755 $(BUILD)/simtunctl $(DESTDIR)$(BINDIR)/simtunctl
+	install -d $(DESTDIR)$(SYSCONFDIR)/simtun
+	for f in conf/*; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(SYSCONFDIR)/simtun/$$(basename $$f).example; done; true
+	install -d $(DESTDIR)$(UNITDIR)
+	for f in systemd/*.service; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(UNITDIR)/; done; true
+	for s in 5 8; do for f in docs/*.$$s; do [ -f "$$f" ] && install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man$$s/; done; done; true
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

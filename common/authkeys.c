@@ -1,0 +1,505 @@
+/* OpenSSH authorized_keys: key, comment (device name), honoured options. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+#define AUTHKEYS_MAX_LINE	16384
+#define AUTHKEYS_MAX_PERMITS	64
+
+/* Options that change nothing for a relay that only grants listed ports. */
+static const char *authkeys_noop_opts[] = {
+	"restrict", "no-pty", "no-agent-forwarding", "no-X11-forwarding",
+	"no-x11-forwarding", "no-user-rc", "port-forwarding", "pty",
+	"no-touch-required", NULL
+};
+
+/* Free one parsed entry. */
+void
+authkey_free(struct authkey *ak)
+{
+	size_t i;
+
+	if (ak == NULL)
+		return;
+	ssh_key_free(ak->key);
+	free(ak->keytype);
+	free(ak->fp);
+	free(ak->name);
+	for (i = 0; i < ak->npermits; i++)
+		free(ak->permits[i].host);
+	free(ak->permits);
+	free(ak->from);
+	free(ak);
+}
+
+/* Free every entry of a list. */
+void
+authkeys_free(struct authkeys *list)
+{
+	struct authkey *ak;
+
+	while ((ak = TAILQ_FIRST(list)) != NULL) {
+		TAILQ_REMOVE(list, ak, entry);
+		authkey_free(ak);
+	}
+}
+
+/* Is this token the name of a key type (so the line has no options)? */
+static int
+authkeys_is_keytype(const char *tok, size_t len)
+{
+	char buf[64];
+
+	if (len == 0 || len >= sizeof buf)
+		return 0;
+	memcpy(buf, tok, len);
+	buf[len] = '\0';
+	return ssh_key_type_from_name(buf) != SSH_KEYTYPE_UNKNOWN;
+}
+
+/* Parse a quoted option value starting at '"'; returns allocated string. */
+static char *
+authkeys_quoted(const char **pp, char *err, size_t len)
+{
+	const char *p = *pp;
+	char *out, *o;
+
+	if (*p != '"') {
+		snprintf(err, len, "option value must be in double quotes");
+		return NULL;
+	}
+	p++;
+	out = o = xmalloc(strlen(p) + 1);
+	while (*p != '\0' && *p != '"') {
+		if (*p == '\\' && p[1] == '"')
+			p++;
+		*o++ = *p++;
+	}
+	if (*p != '"') {
+		free(out);
+		snprintf(err, len, "unterminated quoted option value");
+		return NULL;
+	}
+	*o = '\0';
+	*pp = p + 1;
+	return out;
+}
+
+/* permitlisten="[host:]port" with port "*" meaning any. */
+static int
+authkeys_add_permit(struct authkey *ak, const char *v, char *err, size_t len)
+{
+	const char *colon, *portstr, *why;
+	struct permit pm;
+	uint16_t port;
+
+	if (ak->npermits >= AUTHKEYS_MAX_PERMITS) {
+		snprintf(err, len, "too many permitlisten options");
+		return -1;
+	}
+	memset(&pm, 0, sizeof pm);
+	colon = strrchr(v, ':');
+	portstr = colon ? colon + 1 : v;
+	if (colon != NULL) {
+		const char *h = v, *e = colon;
+
+		if (*h == '[' && e > h && e[-1] == ']') {
+			h++;
+			e--;
+		}
+		if (e == h) {
+			snprintf(err, len, "permitlisten \"%s\": empty host", v);
+			return -1;
+		}
+		pm.host = xstrndup(h, (size_t)(e - h));
+		if (!strcmp(pm.host, "*")) {
+			free(pm.host);
+			pm.host = NULL;
+		}
+	}
+	if (!strcmp(portstr, "*"))
+		pm.port = 0;
+	else if (parse_port(portstr, &port, &why) == 0)
+		pm.port = port;
+	else {
+		free(pm.host);
+		snprintf(err, len, "permitlisten \"%s\": %s", v, why);
+		return -1;
+	}
+	ak->permits = xreallocarray(ak->permits, ak->npermits + 1,
+	    sizeof *ak->permits);
+	ak->permits[ak->npermits++] = pm;
+	return 0;
+}
+
+/* Parse the comma-separated option list; advances *pp past it. */
+static int
+authkeys_options(struct authkey *ak, const char **pp, int *noport, char *err,
+    size_t len)
+{
+	const char *p = *pp, *s;
+	char name[64];
+	char *val;
+	size_t n;
+	int i, known;
+
+	for (;;) {
+		s = p;
+		while (*p != '\0' && *p != '=' && *p != ',' && *p != ' ' &&
+		    *p != '\t')
+			p++;
+		n = (size_t)(p - s);
+		if (n == 0 || n >= sizeof name) {
+			snprintf(err, len, "bad option list");
+			return -1;
+		}
+		memcpy(name, s, n);
+		name[n] = '\0';
+		if (*p == '=') {
+			p++;
+			if ((val = authkeys_quoted(&p, err, len)) == NULL)
+				return -1;
+			if (!strcasecmp(name, "permitlisten")) {
+				if (authkeys_add_permit(ak, val, err,
+				    len) == -1) {
+					free(val);
+					return -1;
+				}
+				free(val);
+			} else if (!strcasecmp(name, "from")) {
+				if (ak->from != NULL || *val == '\0') {
+					snprintf(err, len, ak->from ?
+					    "from given twice" :
+					    "from is empty");
+					free(val);
+					return -1;
+				}
+				ak->from = val;
+			} else {
+				free(val);
+				snprintf(err, len, "unsupported option \"%s\"",
+				    name);
+				return -1;
+			}
+		} else {
+			known = 0;
+			for (i = 0; authkeys_noop_opts[i] != NULL; i++)
+				if (!strcasecmp(name, authkeys_noop_opts[i]))
+					known = 1;
+			if (!strcasecmp(name, "restrict"))
+				ak->restricted = 1;
+			if (!strcasecmp(name, "no-port-forwarding")) {
+				*noport = 1;
+				known = 1;
+			}
+			if (!known) {
+				snprintf(err, len, "unsupported option \"%s\"",
+				    name);
+				return -1;
+			}
+		}
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (*p == ' ' || *p == '\t')
+			break;
+		snprintf(err, len, "missing key after options");
+		return -1;
+	}
+	*pp = p;
+	return 0;
+}
+
+/*
+ * Parse one line. Returns 1 with *out set for a key, 0 for a blank or
+ * comment line, -1 with err set for a line to refuse.
+ */
+int
+authkeys_parse_line(const char *line, struct authkey **out, char *err,
+    size_t len)
+{
+	struct authkey *ak;
+	const char *p = line, *s;
+	char *type = NULL, *b64 = NULL, *c;
+	size_t n;
+	int noport = 0;
+
+	*out = NULL;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0' || *p == '\n' || *p == '\r' || *p == '#')
+		return 0;
+	ak = xcalloc(1, sizeof *ak);
+	for (n = 0; p[n] && p[n] != ' ' && p[n] != '\t'; n++)
+		;
+	if (!authkeys_is_keytype(p, n)) {
+		if (authkeys_options(ak, &p, &noport, err, len) == -1)
+			goto fail;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		for (n = 0; p[n] && p[n] != ' ' && p[n] != '\t'; n++)
+			;
+		if (!authkeys_is_keytype(p, n)) {
+			snprintf(err, len, "unknown key type");
+			goto fail;
+		}
+	}
+	type = xstrndup(p, n);
+	p += n;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	s = p;
+	while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+		p++;
+	if (p == s) {
+		snprintf(err, len, "missing base64 key");
+		goto fail;
+	}
+	b64 = xstrndup(s, (size_t)(p - s));
+	if (ssh_pki_import_pubkey_base64(b64, ssh_key_type_from_name(type),
+	    &ak->key) != SSH_OK || ak->key == NULL) {
+		snprintf(err, len, "cannot decode %s key", type);
+		goto fail;
+	}
+	if (strcmp(ssh_key_type_to_char(ssh_key_type(ak->key)), type) != 0 &&
+	    ssh_key_type(ak->key) != ssh_key_type_from_name(type)) {
+		snprintf(err, len, "key type does not match its data");
+		goto fail;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	ak->name = xstrdup(p);
+	for (c = ak->name + strlen(ak->name); c > ak->name &&
+	    (c[-1] == '\n' || c[-1] == '\r' || c[-1] == ' ' || c[-1] == '\t');
+	    c--)
+		c[-1] = '\0';
+	if (*ak->name == '\0') {
+		snprintf(err, len, "missing comment (the device name)");
+		goto fail;
+	}
+	for (c = ak->name; *c; c++) {
+		if (!isprint((unsigned char)*c)) {
+			snprintf(err, len, "device name has control "
+			    "characters");
+			goto fail;
+		}
+	}
+	if (noport) {
+		size_t i;
+
+		for (i = 0; i < ak->npermits; i++)
+			free(ak->permits[i].host);
+		free(ak->permits);
+		ak->permits = NULL;
+		ak->npermits = 0;
+	}
+	ak->keytype = type;
+	ak->fp = key_fingerprint(ak->key);
+	free(b64);
+	*out = ak;
+	return 1;
+fail:
+	free(type);
+	free(b64);
+	authkey_free(ak);
+	return -1;
+}
+
+/*
+ * Load a file. Bad lines are logged as "file:line: message" and skipped;
+ * returns the number of keys, or -1 (err set) when the file cannot be read.
+ */
+int
+authkeys_load(const char *path, struct authkeys *list, char *err, size_t len)
+{
+	struct authkey *ak, *old;
+	char why[256];
+	char *line;
+	FILE *fp;
+	int lineno = 0, count = 0, rc;
+
+	TAILQ_INIT(list);
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	line = xmalloc(AUTHKEYS_MAX_LINE);
+	while (fgets(line, AUTHKEYS_MAX_LINE, fp) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			int ch;
+
+			log_warnx("%s:%d: line too long, ignored", path,
+			    lineno);
+			while ((ch = fgetc(fp)) != EOF && ch != '\n')
+				;
+			continue;
+		}
+		rc = authkeys_parse_line(line, &ak, why, sizeof why);
+		if (rc == -1) {
+			log_warnx("%s:%d: %s; line ignored", path, lineno, why);
+			continue;
+		}
+		if (rc == 0)
+			continue;
+		ak->line = lineno;
+		if ((old = authkeys_find(list, ak->key)) != NULL) {
+			log_warnx("%s:%d: key %s already listed on line %d; "
+			    "line ignored", path, lineno, ak->fp, old->line);
+			authkey_free(ak);
+			continue;
+		}
+		TAILQ_INSERT_TAIL(list, ak, entry);
+		count++;
+	}
+	free(line);
+	fclose(fp);
+	return count;
+}
+
+/* The entry for a public key, or NULL. */
+struct authkey *
+authkeys_find(struct authkeys *list, ssh_key key)
+{
+	struct authkey *ak;
+
+	TAILQ_FOREACH(ak, list, entry)
+		if (ssh_key_cmp(ak->key, key, SSH_KEY_CMP_PUBLIC) == 0)
+			return ak;
+	return NULL;
+}
+
+/* May this key listen on port (requested bind address host)? */
+int
+authkey_permits(const struct authkey *ak, const char *host, int port)
+{
+	size_t i;
+
+	for (i = 0; i < ak->npermits; i++) {
+		if (ak->permits[i].port != 0 && ak->permits[i].port != port)
+			continue;
+		if (ak->permits[i].host != NULL && (host == NULL ||
+		    strcmp(ak->permits[i].host, host) != 0))
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+/* Does the peer address satisfy the key's from= list? */
+int
+authkey_from_ok(const struct authkey *ak, const char *addr)
+{
+	if (ak->from == NULL)
+		return 1;
+	return match_addr_list(addr, ak->from) == 1;
+}
+
+/* Shell-style wildcard match with '*' and '?', case-insensitive. */
+int
+match_pattern(const char *s, const char *pat)
+{
+	for (;;) {
+		if (*pat == '\0')
+			return *s == '\0';
+		if (*pat == '*') {
+			while (*pat == '*')
+				pat++;
+			if (*pat == '\0')
+				return 1;
+			for (; *s; s++)
+				if (match_pattern(s, pat))
+					return 1;
+			return 0;
+		}
+		if (*s == '\0')
+			return 0;
+		if (*pat != '?' && tolower((unsigned char)*pat) !=
+		    tolower((unsigned char)*s))
+			return 0;
+		s++;
+		pat++;
+	}
+}
+
+/* addr within CIDR "net/len"? -1 when the entry is not valid CIDR. */
+static int
+match_cidr(const char *addr, const char *cidr)
+{
+	unsigned char a[16], n[16];
+	char net[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(cidr, '/');
+	unsigned long bits;
+	const char *why;
+	int fam, alen, i;
+
+	if (slash == NULL || (size_t)(slash - cidr) >= sizeof net)
+		return -1;
+	memcpy(net, cidr, (size_t)(slash - cidr));
+	net[slash - cidr] = '\0';
+	if (inet_pton(AF_INET, net, n) == 1) {
+		fam = AF_INET;
+		alen = 4;
+	} else if (inet_pton(AF_INET6, net, n) == 1) {
+		fam = AF_INET6;
+		alen = 16;
+	} else
+		return -1;
+	if (parse_uint(slash + 1, 0, (unsigned long)alen * 8, &bits,
+	    &why) == -1)
+		return -1;
+	if (inet_pton(fam, addr, a) != 1)
+		return 0;
+	for (i = 0; i < alen && bits > 0; i++) {
+		unsigned char mask = bits >= 8 ? 0xff :
+		    (unsigned char)(0xff << (8 - bits));
+
+		if ((a[i] & mask) != (n[i] & mask))
+			return 0;
+		bits = bits >= 8 ? bits - 8 : 0;
+	}
+	return 1;
+}
+
+/*
+ * Match an address against an OpenSSH-style pattern list: entries are
+ * wildcards or CIDR, '!' negates. Returns 1 on a match, 0 on none,
+ * -1 when a negated entry matches (always a refusal). Host names are not
+ * looked up, so name patterns never match (like sshd with UseDNS no).
+ */
+int
+match_addr_list(const char *addr, const char *list)
+{
+	char *copy, *tok, *save = NULL;
+	int matched = 0, neg, m;
+
+	copy = xstrdup(list);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		neg = *tok == '!';
+		if (neg)
+			tok++;
+		if (strchr(tok, '/') != NULL)
+			m = match_cidr(addr, tok) == 1;
+		else
+			m = match_pattern(addr, tok);
+		if (m && neg) {
+			free(copy);
+			return -1;
+		}
+		if (m)
+			matched = 1;
+	}
+	free(copy);
+	return matched;
+}

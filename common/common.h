@@ -1,0 +1,167 @@
+/* simtun: code shared by simtun-relay and simtun-agent. */
+#ifndef SIMTUN_COMMON_H
+#define SIMTUN_COMMON_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <libssh/libssh.h>
+#include <libssh/callbacks.h>
+
+#define SIMTUN_VERSION "0.1.0"
+
+#ifndef __dead
+#define __dead __attribute__((__noreturn__))
+#endif
+#define PRINTFLIKE(a, b) __attribute__((__format__(__printf__, a, b)))
+
+/* log.c */
+enum log_level { LOG_LVL_ERROR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6,
+    LOG_LVL_DEBUG = 7 };
+void	log_init(const char *, int);
+void	log_set_verbose(int);
+int	log_get_verbose(void);
+void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
+void	log_vmsg(int, const char *, va_list);
+void	log_debug(const char *, ...) PRINTFLIKE(1, 2);
+void	log_info(const char *, ...) PRINTFLIKE(1, 2);
+void	log_warn(const char *, ...) PRINTFLIKE(1, 2);
+void	log_warnx(const char *, ...) PRINTFLIKE(1, 2);
+void	log_error(const char *, ...) PRINTFLIKE(1, 2);
+__dead void fatal(const char *, ...) PRINTFLIKE(1, 2);
+__dead void fatalx(const char *, ...) PRINTFLIKE(1, 2);
+
+/* xmalloc.c */
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+char	*xstrndup(const char *, size_t);
+int	 xasprintf(char **, const char *, ...) PRINTFLIKE(2, 3);
+
+/* config.c: helpers for the inih-based loaders of both daemons */
+struct config_ctx {
+	const char	*file;
+	int		 line;		/* line being parsed (1-based) */
+	char		 err[512];	/* first error, "file:line: message" */
+	int		 nerr;
+};
+typedef int (*config_handler)(struct config_ctx *, void *, const char *,
+    const char *, const char *);
+int	config_parse_file(const char *, config_handler, void *, char *, size_t);
+int	config_parse_string(const char *, const char *, config_handler, void *,
+	    char *, size_t);
+int	config_error(struct config_ctx *, const char *, ...) PRINTFLIKE(2, 3);
+int	parse_uint(const char *, unsigned long, unsigned long, unsigned long *,
+	    const char **);
+int	parse_bool(const char *, int *, const char **);
+int	parse_port(const char *, uint16_t *, const char **);
+int	parse_hostport(const char *, char **, uint16_t *, int, const char **);
+int	parse_seconds(const char *, unsigned long, unsigned long,
+	    unsigned long *, const char **);
+
+/* authkeys.c: OpenSSH authorized_keys with permitlisten, from, restrict */
+struct permit {
+	char		*host;		/* NULL = any bind address */
+	int		 port;		/* 0 = any port ("*") */
+};
+struct authkey {
+	TAILQ_ENTRY(authkey) entry;
+	ssh_key		 key;
+	char		*keytype;
+	char		*fp;		/* "SHA256:..." as ssh-keygen -l prints */
+	char		*name;		/* the comment: device name */
+	struct permit	*permits;
+	size_t		 npermits;
+	char		*from;		/* pattern list, NULL = anywhere */
+	int		 restricted;
+	int		 line;
+};
+TAILQ_HEAD(authkeys, authkey);
+int	 authkeys_parse_line(const char *, struct authkey **, char *, size_t);
+int	 authkeys_load(const char *, struct authkeys *, char *, size_t);
+void	 authkeys_free(struct authkeys *);
+void	 authkey_free(struct authkey *);
+struct authkey *authkeys_find(struct authkeys *, ssh_key);
+int	 authkey_permits(const struct authkey *, const char *, int);
+int	 authkey_from_ok(const struct authkey *, const char *);
+int	 match_addr_list(const char *, const char *);
+int	 match_pattern(const char *, const char *);
+
+/* keys.c */
+char	*key_fingerprint(ssh_key);
+int	 key_file_private_ok(const char *, char *, size_t);
+
+/* net.c */
+int	 net_nonblock(int);
+int	 net_addrstr(const struct sockaddr *, char *, size_t, int *);
+void	 net_user_timeout(int, unsigned int);
+void	 net_keepalive(int);
+int	 net_resolve_listen(const char *, uint16_t, struct sockaddr_storage *,
+	    socklen_t *, const char **);
+
+/*
+ * sshio.c: drive one non-blocking libssh session from libevent. The owner
+ * gets a callback on every readiness event and decides what to do
+ * (key exchange, connect, or sshio_poll), then calls sshio_flush.
+ */
+struct sshio {
+	struct event_base *base;
+	ssh_session	 s;
+	ssh_event	 sev;
+	int		 fd;
+	struct event	*ev_rd;
+	struct event	*ev_wr;
+	void		(*cb)(void *, short);
+	void		*arg;
+};
+void	sshio_init(struct sshio *, struct event_base *, ssh_session, int,
+	    void (*)(void *, short), void *);
+int	sshio_attach(struct sshio *);
+int	sshio_poll(struct sshio *);
+int	sshio_flush(struct sshio *);
+int	sshio_write_pending(struct sshio *);
+void	sshio_clear(struct sshio *);
+
+/*
+ * pump.c: move bytes between a TCP socket and an SSH channel, both ways,
+ * with flow control: the socket is not read while the channel's window is
+ * closed or the session has unsent output, and the channel's data is left
+ * in libssh (so its window does not grow) while the socket is not writable.
+ */
+struct pump {
+	TAILQ_ENTRY(pump) entry;
+	struct event_base *base;
+	struct sshio	*io;
+	ssh_channel	 ch;
+	int		 fd;
+	struct event	*ev_rd;
+	struct event	*ev_wr;
+	struct event	*ev_done;	/* deferred teardown */
+	struct evbuffer	*out;		/* channel -> fd, bounded */
+	struct evbuffer	*in;		/* fd -> channel leftover, small */
+	size_t		 ssh_rest;	/* bytes libssh still holds for us */
+	int		 fd_eof;	/* fd gave EOF, eof sent on channel */
+	int		 ch_eof;	/* channel gave EOF, fd shut for write */
+	int		 ch_closed;	/* peer sent channel close */
+	int		 dead;
+	const char	*why;
+	void		(*done)(struct pump *, void *);
+	uint64_t	 bytes_in;	/* fd -> channel */
+	uint64_t	 bytes_out;	/* channel -> fd */
+	struct ssh_channel_callbacks_struct cbs;
+	void		*owner;
+};
+TAILQ_HEAD(pumps, pump);
+struct pump *pump_new(struct event_base *, struct sshio *, ssh_channel, int,
+	    void (*)(struct pump *, void *), void *);
+int	 pump_kick(struct pump *);
+void	 pump_close(struct pump *, const char *);
+void	 pump_free(struct pump *);
+
+#endif

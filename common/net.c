@@ -1,0 +1,106 @@
+/* Socket helpers shared by both daemons. */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+
+/* O_NONBLOCK on; libssh turns it off behind our back, so it is re-applied. */
+int
+net_nonblock(int fd)
+{
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1)
+		return -1;
+	if (fl & O_NONBLOCK)
+		return 0;
+	return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Numeric address (IPv4-mapped IPv6 shown as IPv4) and port of a sockaddr. */
+int
+net_addrstr(const struct sockaddr *sa, char *buf, size_t len, int *port)
+{
+	const struct sockaddr_in6 *s6;
+	const struct sockaddr_in *s4;
+
+	if (sa->sa_family == AF_INET) {
+		s4 = (const struct sockaddr_in *)sa;
+		if (inet_ntop(AF_INET, &s4->sin_addr, buf, len) == NULL)
+			return -1;
+		if (port)
+			*port = ntohs(s4->sin_port);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			if (inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12],
+			    buf, len) == NULL)
+				return -1;
+		} else if (inet_ntop(AF_INET6, &s6->sin6_addr, buf, len) ==
+		    NULL)
+			return -1;
+		if (port)
+			*port = ntohs(s6->sin6_port);
+		return 0;
+	}
+	snprintf(buf, len, "unknown");
+	if (port)
+		*port = 0;
+	return -1;
+}
+
+/* Bound how long unacknowledged data may keep a dead peer's socket open. */
+void
+net_user_timeout(int fd, unsigned int ms)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) ==
+	    -1)
+		log_warn("setsockopt TCP_USER_TIMEOUT");
+}
+
+/* Low latency for interactive ssh through the tunnel. */
+void
+net_keepalive(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Numeric listen address (NULL or "*" = any IPv4) to a sockaddr. */
+int
+net_resolve_listen(const char *host, uint16_t port,
+    struct sockaddr_storage *ss, socklen_t *sslen, const char **why)
+{
+	struct addrinfo hints, *res;
+	char pbuf[8];
+	int rc;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(pbuf, sizeof pbuf, "%u", port);
+	if (host != NULL && (!strcmp(host, "*") || *host == '\0'))
+		host = NULL;
+	if (host != NULL && !strcmp(host, "localhost"))
+		host = "127.0.0.1";
+	if ((rc = getaddrinfo(host, pbuf, &hints, &res)) != 0) {
+		*why = "not a numeric IP address";
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}

@@ -1,0 +1,327 @@
+/* The flow-controlled byte pump between a TCP socket and an SSH channel. */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "common.h"
+
+#define PUMP_OUTMAX	(256 * 1024)	/* channel -> fd bytes we hold */
+#define PUMP_CHUNK	(32 * 1024)
+
+static void pump_try_close(struct pump *);
+
+/* Mark the pump finished; the owner is told from the loop, not from here. */
+void
+pump_close(struct pump *p, const char *why)
+{
+	if (p->dead)
+		return;
+	p->dead = 1;
+	p->why = why;
+	event_del(p->ev_rd);
+	event_del(p->ev_wr);
+	event_active(p->ev_done, EV_TIMEOUT, 0);
+}
+
+/* Deferred teardown: runs at the top of the loop, outside libssh. */
+static void
+pump_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pump *p = arg;
+
+	(void)fd;
+	(void)what;
+	p->done(p, p->owner);
+}
+
+/* Write what we hold to the socket; shut it for writing after EOF. */
+static void
+pump_write(struct pump *p)
+{
+	int n;
+
+	while (evbuffer_get_length(p->out) > 0) {
+		n = evbuffer_write(p->out, p->fd);
+		if (n > 0) {
+			p->bytes_out += (uint64_t)n;
+			continue;
+		}
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR)) {
+			event_add(p->ev_wr, NULL);
+			return;
+		}
+		pump_close(p, "connection write failed");
+		return;
+	}
+	if (p->ch_eof && p->ssh_rest == 0)
+		shutdown(p->fd, SHUT_WR);
+}
+
+/* Pull data libssh kept for us (our buffer was full) into our buffer. */
+static void
+pump_refill(struct pump *p)
+{
+	char buf[PUMP_CHUNK];
+	size_t space, want;
+	int n;
+
+	while (!p->dead && p->ssh_rest > 0) {
+		space = PUMP_OUTMAX - evbuffer_get_length(p->out);
+		if (space == 0)
+			break;
+		want = p->ssh_rest < space ? p->ssh_rest : space;
+		if (want > sizeof buf)
+			want = sizeof buf;
+		n = ssh_channel_read_nonblocking(p->ch, buf, (uint32_t)want,
+		    0);
+		if (n <= 0) {
+			p->ssh_rest = 0;
+			break;
+		}
+		evbuffer_add(p->out, buf, (size_t)n);
+		p->ssh_rest -= (size_t)n < p->ssh_rest ? (size_t)n :
+		    p->ssh_rest;
+	}
+}
+
+/* Channel data: take what fits; the rest stays in libssh (window shut). */
+static int
+pump_ch_data(ssh_session s, ssh_channel ch, void *data, uint32_t len,
+    int is_stderr, void *arg)
+{
+	struct pump *p = arg;
+	size_t space, n;
+
+	(void)s;
+	(void)ch;
+	if (is_stderr || p->dead)
+		return (int)len;
+	space = PUMP_OUTMAX - evbuffer_get_length(p->out);
+	n = len < space ? len : space;
+	if (n > 0)
+		evbuffer_add(p->out, data, n);
+	p->ssh_rest = len - n;
+	pump_write(p);
+	return (int)n;
+}
+
+/* Channel EOF: once all its data is written, half-close the socket. */
+static void
+pump_ch_eof(ssh_session s, ssh_channel ch, void *arg)
+{
+	struct pump *p = arg;
+
+	(void)s;
+	(void)ch;
+	p->ch_eof = 1;
+	if (evbuffer_get_length(p->out) == 0 && p->ssh_rest == 0)
+		shutdown(p->fd, SHUT_WR);
+	pump_try_close(p);
+}
+
+/* Channel closed by the peer: finish writing what we have, then go. */
+static void
+pump_ch_close(ssh_session s, ssh_channel ch, void *arg)
+{
+	struct pump *p = arg;
+
+	(void)s;
+	(void)ch;
+	p->ch_eof = 1;
+	p->ch_closed = 1;
+	pump_try_close(p);
+}
+
+/* Both directions finished (or peer closed and we flushed): close. */
+static void
+pump_try_close(struct pump *p)
+{
+	if (p->dead)
+		return;
+	if (p->ch_closed && evbuffer_get_length(p->out) == 0 &&
+	    p->ssh_rest == 0) {
+		pump_close(p, "closed by ssh peer");
+		return;
+	}
+	if (p->fd_eof && p->ch_eof && evbuffer_get_length(p->out) == 0 &&
+	    p->ssh_rest == 0 && evbuffer_get_length(p->in) == 0)
+		pump_close(p, "closed");
+}
+
+/* Send what the channel window allows from our small leftover buffer. */
+static int
+pump_send(struct pump *p)
+{
+	unsigned char *data;
+	size_t len;
+	uint32_t win;
+	int n;
+
+	while ((len = evbuffer_get_length(p->in)) > 0) {
+		win = ssh_channel_window_size(p->ch);
+		if (win == 0)
+			return 0;
+		if (len > win)
+			len = win;
+		if (len > PUMP_CHUNK)
+			len = PUMP_CHUNK;
+		data = evbuffer_pullup(p->in, (ssize_t)len);
+		n = ssh_channel_write(p->ch, data, (uint32_t)len);
+		if (n == SSH_ERROR) {
+			pump_close(p, "channel write failed");
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		evbuffer_drain(p->in, (size_t)n);
+		p->bytes_in += (uint64_t)n;
+	}
+	if (p->fd_eof && !p->dead) {
+		if (ssh_channel_is_open(p->ch) && !ssh_channel_is_eof(p->ch))
+			ssh_channel_send_eof(p->ch);
+		pump_try_close(p);
+	}
+	return 0;
+}
+
+/* May the socket be read now? Window open, nothing queued, session idle. */
+static int
+pump_can_read(struct pump *p)
+{
+	return !p->dead && !p->fd_eof && evbuffer_get_length(p->in) == 0 &&
+	    ssh_channel_window_size(p->ch) > 0 && !sshio_write_pending(p->io);
+}
+
+/* Socket readable: read at most one window's worth and send it. */
+static void
+pump_rd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pump *p = arg;
+	char buf[PUMP_CHUNK];
+	uint32_t win;
+	ssize_t n;
+
+	(void)what;
+	if (!pump_can_read(p)) {
+		event_del(p->ev_rd);
+		return;
+	}
+	win = ssh_channel_window_size(p->ch);
+	n = read(fd, buf, win < sizeof buf ? win : sizeof buf);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		pump_close(p, "connection read failed");
+		return;
+	}
+	if (n == 0) {
+		p->fd_eof = 1;
+		event_del(p->ev_rd);
+	} else
+		evbuffer_add(p->in, buf, (size_t)n);
+	pump_send(p);
+	if (sshio_flush(p->io) == -1)
+		pump_close(p, "session write failed");
+	if (!pump_can_read(p))
+		event_del(p->ev_rd);
+}
+
+/* Socket writable again: drain, then take more from libssh. */
+static void
+pump_wr_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pump *p = arg;
+
+	(void)fd;
+	(void)what;
+	pump_kick(p);
+	sshio_flush(p->io);
+}
+
+/* Join fd and channel; done(p, owner) is called from the loop at the end. */
+struct pump *
+pump_new(struct event_base *base, struct sshio *io, ssh_channel ch, int fd,
+    void (*done)(struct pump *, void *), void *owner)
+{
+	struct pump *p;
+
+	p = xcalloc(1, sizeof *p);
+	p->base = base;
+	p->io = io;
+	p->ch = ch;
+	p->fd = fd;
+	p->done = done;
+	p->owner = owner;
+	net_nonblock(fd);
+	net_keepalive(fd);
+	p->out = evbuffer_new();
+	p->in = evbuffer_new();
+	p->ev_rd = event_new(base, fd, EV_READ | EV_PERSIST, pump_rd_cb, p);
+	p->ev_wr = event_new(base, fd, EV_WRITE, pump_wr_cb, p);
+	p->ev_done = event_new(base, -1, 0, pump_done_cb, p);
+	if (!p->out || !p->in || !p->ev_rd || !p->ev_wr || !p->ev_done)
+		fatalx("pump_new: out of memory");
+	memset(&p->cbs, 0, sizeof p->cbs);
+	p->cbs.userdata = p;
+	p->cbs.channel_data_function = pump_ch_data;
+	p->cbs.channel_eof_function = pump_ch_eof;
+	p->cbs.channel_close_function = pump_ch_close;
+	ssh_callbacks_init(&p->cbs);
+	ssh_set_channel_callbacks(ch, &p->cbs);
+	event_add(p->ev_rd, NULL);
+	return p;
+}
+
+/*
+ * Re-evaluate after the session moved: the window may have reopened,
+ * output may have drained, libssh may hold data for us. Returns -1 when
+ * the pump is finished.
+ */
+int
+pump_kick(struct pump *p)
+{
+	if (p->dead)
+		return -1;
+	pump_write(p);
+	if (!p->dead && evbuffer_get_length(p->out) == 0) {
+		pump_refill(p);
+		pump_write(p);
+	}
+	if (!p->dead)
+		pump_send(p);
+	if (!p->dead)
+		pump_try_close(p);
+	if (p->dead)
+		return -1;
+	if (pump_can_read(p))
+		event_add(p->ev_rd, NULL);
+	return 0;
+}
+
+/* Free everything; closes the socket and the channel. */
+void
+pump_free(struct pump *p)
+{
+	if (p == NULL)
+		return;
+	event_free(p->ev_rd);
+	event_free(p->ev_wr);
+	event_free(p->ev_done);
+	evbuffer_free(p->out);
+	evbuffer_free(p->in);
+	if (p->fd != -1)
+		close(p->fd);
+	if (p->ch != NULL) {
+		ssh_remove_channel_callbacks(p->ch, &p->cbs);
+		if (ssh_channel_is_open(p->ch))
+			ssh_channel_close(p->ch);
+		ssh_channel_free(p->ch);
+	}
+	free(p);
+}
