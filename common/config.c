@@ -1,4 +1,5 @@
 /* Config file helpers: inih with exact line numbers, one parser per kind. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,7 +16,9 @@ struct config_run {
 	void		*arg;
 	FILE		*fp;
 	const char	*str;
-	int		 at_bol;
+	int		 errline;	/* line of the first handler error */
+	int		 longline;	/* first line too long for inih */
+	int		 maxline;
 };
 
 /* Record the first error as "file:line: message"; returns 0 for inih. */
@@ -34,28 +37,42 @@ config_error(struct config_ctx *ctx, const char *fmt, ...)
 	return 0;
 }
 
-/* Count lines as inih reads them so every error can name its line. */
-static void
-config_count(struct config_run *run, const char *chunk)
+/*
+ * Each reader call returns exactly one physical line, so inih's line numbers
+ * and ours agree. A line that does not fit inih's buffer is skipped whole
+ * and reported: cut in pieces, its tail would be read as another line (or,
+ * starting with a blank, as a silent continuation of the value).
+ */
+static char *
+config_long_line(struct config_run *run, char *buf, int n)
 {
-	if (run->at_bol)
-		run->ctx.line++;
-	run->at_bol = strchr(chunk, '\n') != NULL;
+	if (run->longline == 0) {
+		run->longline = run->ctx.line;
+		run->maxline = n - 1;
+	}
+	buf[0] = '\0';
+	return buf;
 }
 
-/* fgets-style reader over a FILE, counting lines. */
+/* fgets-style reader over a FILE, one line per call. */
 static char *
 config_read_file(char *buf, int n, void *arg)
 {
 	struct config_run *run = arg;
+	int ch;
 
 	if (fgets(buf, n, run->fp) == NULL)
 		return NULL;
-	config_count(run, buf);
-	return buf;
+	run->ctx.line++;
+	if (strchr(buf, '\n') != NULL || (ch = fgetc(run->fp)) == EOF ||
+	    ch == '\n')
+		return buf;
+	while ((ch = fgetc(run->fp)) != EOF && ch != '\n')
+		;
+	return config_long_line(run, buf, n);
 }
 
-/* fgets-style reader over a string, counting lines. */
+/* fgets-style reader over a string, one line per call. */
 static char *
 config_read_string(char *buf, int n, void *arg)
 {
@@ -65,14 +82,14 @@ config_read_string(char *buf, int n, void *arg)
 
 	if (*run->str == '\0' || n < 2)
 		return NULL;
+	run->ctx.line++;
 	nl = strchr(run->str, '\n');
-	len = nl ? (size_t)(nl - run->str) + 1 : strlen(run->str);
+	len = nl ? (size_t)(nl - run->str) : strlen(run->str);
+	run->str += len + (nl != NULL);
 	if (len > (size_t)n - 1)
-		len = (size_t)n - 1;
-	memcpy(buf, run->str, len);
+		return config_long_line(run, buf, n);
+	memcpy(buf, run->str - len - (nl != NULL), len);
 	buf[len] = '\0';
-	run->str += len;
-	config_count(run, buf);
 	return buf;
 }
 
@@ -82,8 +99,12 @@ config_dispatch(void *arg, const char *section, const char *name,
     const char *value)
 {
 	struct config_run *run = arg;
+	int rc, before = run->ctx.nerr;
 
-	return run->fn(&run->ctx, run->arg, section, name, value);
+	rc = run->fn(&run->ctx, run->arg, section, name, value);
+	if (before == 0 && run->ctx.nerr > 0)
+		run->errline = run->ctx.line;
+	return rc;
 }
 
 /* Run inih over a reader and turn its result into one error string. */
@@ -93,9 +114,16 @@ config_run(struct config_run *run, ini_reader reader, char *err, size_t len)
 	int rc;
 
 	rc = ini_parse_stream(reader, run, config_dispatch, run);
-	if (rc == 0 && run->ctx.nerr == 0)
+	if (rc == 0 && run->ctx.nerr == 0 && run->longline == 0)
 		return 0;
-	if (rc > 0 && run->ctx.nerr == 0) {
+	/* report the earliest error: long line, syntax or handler */
+	if (run->longline > 0 && (rc <= 0 || run->longline <= rc) &&
+	    (run->ctx.nerr == 0 || run->longline <= run->errline)) {
+		snprintf(err, len, "%s:%d: line too long (more than %d "
+		    "characters)", run->ctx.file, run->longline, run->maxline);
+		return -1;
+	}
+	if (rc > 0 && (run->ctx.nerr == 0 || rc < run->errline)) {
 		snprintf(err, len, "%s:%d: syntax error (expected "
 		    "[section] or key = value)", run->ctx.file, rc);
 		return -1;
@@ -121,7 +149,6 @@ config_parse_file(const char *path, config_handler fn, void *arg, char *err,
 	run.ctx.file = path;
 	run.fn = fn;
 	run.arg = arg;
-	run.at_bol = 1;
 	if ((run.fp = fopen(path, "r")) == NULL) {
 		snprintf(err, len, "%s: %s", path, strerror(errno));
 		return -1;
@@ -143,7 +170,6 @@ config_parse_string(const char *name, const char *text, config_handler fn,
 	run.fn = fn;
 	run.arg = arg;
 	run.str = text;
-	run.at_bol = 1;
 	return config_run(&run, config_read_string, err, len);
 }
 
@@ -155,7 +181,7 @@ parse_uint(const char *v, unsigned long min, unsigned long max,
 	unsigned long n;
 	char *end;
 
-	if (*v == '\0' || *v == '-' || *v == '+' || *v == ' ') {
+	if (!isdigit((unsigned char)*v)) {
 		*why = "not a number";
 		return -1;
 	}
