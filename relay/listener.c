@@ -1,0 +1,273 @@
+/* Device ports: one listening socket per port, owned by one session. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+/* The listener for a port, if any. */
+struct listener *
+listener_find(struct relay *r, int port)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH(l, &r->listeners, entry)
+		if (l->port == port)
+			return l;
+	return NULL;
+}
+
+/* Close a device port. */
+void
+listener_free(struct listener *l)
+{
+	TAILQ_REMOVE(&l->relay->listeners, l, entry);
+	if (l->owner != NULL && l->owner->nforwards > 0)
+		l->owner->nforwards--;
+	evconnlistener_free(l->evl);
+	free(l->bind_req);
+	free(l);
+}
+
+/* Free a connection whose channel never opened. */
+void
+fwdconn_free(struct fwdconn *fc)
+{
+	if (fc->ch != NULL)
+		ssh_channel_free(fc->ch);
+	if (fc->fd != -1)
+		close(fc->fd);
+	free(fc->bind_req);
+	free(fc);
+}
+
+/* The channel to the device is open: start moving bytes. */
+static void
+listener_start(struct session *sess, struct fwdconn *fc)
+{
+	struct pump *p;
+
+	p = pump_new(sess->relay->base, &sess->io, fc->ch, fc->fd,
+	    session_pump_done, sess);
+	TAILQ_INSERT_TAIL(&sess->pumps, p, entry);
+	log_debug("device %s: connection from %s port %d joined to port %d",
+	    sess->name, fc->peer, fc->peer_port, fc->port);
+	fc->ch = NULL;
+	fc->fd = -1;
+	fwdconn_free(fc);
+	pump_kick(p);
+}
+
+/* Ask (again) for the forwarded-tcpip channel; 1 = done, 0 = wait. */
+static int
+listener_open(struct session *sess, struct fwdconn *fc)
+{
+	int rc;
+
+	rc = ssh_channel_open_reverse_forward(fc->ch, fc->bind_req, fc->port,
+	    fc->peer, fc->peer_port);
+	if (rc == SSH_AGAIN)
+		return 0;
+	if (rc == SSH_OK) {
+		listener_start(sess, fc);
+		return 1;
+	}
+	log_warnx("device %s: refused connection from %s port %d to port %d: "
+	    "%s", sess->name, fc->peer, fc->peer_port, fc->port,
+	    ssh_get_error(sess->s));
+	fwdconn_free(fc);
+	return 1;
+}
+
+/* Retry pending channel opens after each pass over the session. */
+void
+listener_retry_opens(struct session *sess)
+{
+	struct fwdconn *fc, *tmp;
+
+	TAILQ_FOREACH_SAFE(fc, &sess->opening, entry, tmp) {
+		TAILQ_REMOVE(&sess->opening, fc, entry);
+		if (listener_open(sess, fc) == 0)
+			TAILQ_INSERT_TAIL(&sess->opening, fc, entry);
+		if (sess->state == SESSION_CLOSING)
+			return;
+	}
+}
+
+/* Someone connected to a device port: open a channel to the device. */
+static void
+listener_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct session *sess = l->owner;
+	struct fwdconn *fc;
+	size_t n = 0;
+
+	(void)evl;
+	(void)salen;
+	if (sess == NULL || sess->state != SESSION_ACTIVE) {
+		close(fd);
+		return;
+	}
+	{
+		struct pump *p;
+
+		TAILQ_FOREACH(p, &sess->pumps, entry)
+			n++;
+		TAILQ_FOREACH(fc, &sess->opening, entry)
+			n++;
+	}
+	fc = xcalloc(1, sizeof *fc);
+	fc->fd = fd;
+	fc->port = l->port;
+	fc->bind_req = xstrdup(l->bind_req);
+	fc->started = time(NULL);
+	net_addrstr(sa, fc->peer, sizeof fc->peer, &fc->peer_port);
+	if (n >= sess->relay->conf.max_conns_per_port) {
+		log_warnx("device %s: refused connection from %s to port %d: "
+		    "%zu connections open (max_conns_per_port)", sess->name,
+		    fc->peer, l->port, n);
+		fwdconn_free(fc);
+		return;
+	}
+	net_nonblock(fd);
+	if ((fc->ch = ssh_channel_new(sess->s)) == NULL) {
+		log_warnx("device %s: cannot allocate channel", sess->name);
+		fwdconn_free(fc);
+		return;
+	}
+	if (listener_open(sess, fc) == 0)
+		TAILQ_INSERT_TAIL(&sess->opening, fc, entry);
+	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)
+		session_close(sess, "write failed");
+}
+
+/* Accept errors (EMFILE...) are logged; the port stays open. */
+static void
+listener_error(struct evconnlistener *evl, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)evl;
+	log_warn("accept on device port %d", l->port);
+}
+
+/*
+ * tcpip-forward from an authenticated device. Allowed only for ports in
+ * its key's permitlisten. A port held by an older session of the same key
+ * is taken over at once, keeping the socket; another key is refused.
+ */
+int
+listener_request(struct session *sess, const char *addr, int port,
+    const char **why)
+{
+	struct relay *r = sess->relay;
+	struct sockaddr_storage ss;
+	struct session *old;
+	struct authkey *ak;
+	struct listener *l;
+	socklen_t sslen;
+	static char buf[256];
+
+	if (port <= 0 || port > 65535) {
+		*why = "a fixed port is required (port 0 is not supported)";
+		return -1;
+	}
+	if ((ak = session_authkey(sess)) == NULL) {
+		*why = "key no longer in authorized_keys";
+		return -1;
+	}
+	if (!authkey_permits(ak, addr, port)) {
+		*why = ak->npermits == 0 ? "key has no permitlisten option" :
+		    "port not in this key's permitlisten";
+		return -1;
+	}
+	if ((l = listener_find(r, port)) != NULL) {
+		if (l->owner == sess)
+			return 0;
+		if (l->owner == NULL || strcmp(l->owner->fp, sess->fp) != 0) {
+			snprintf(buf, sizeof buf, "port is held by device %s "
+			    "(a different key)", l->owner ? l->owner->name :
+			    "?");
+			*why = buf;
+			return -1;
+		}
+		old = l->owner;
+		if (old->nforwards > 0)
+			old->nforwards--;
+		l->owner = sess;
+		sess->nforwards++;
+		free(l->bind_req);
+		l->bind_req = xstrdup(addr);
+		r->takeovers++;
+		sess->takeovers++;
+		log_info("device %s: port %d taken over by the new session "
+		    "from %s port %d", sess->name, port, sess->peer,
+		    sess->peer_port);
+		session_close(old, "replaced by a new session from %s port %d",
+		    sess->peer, sess->peer_port);
+		return 0;
+	}
+	if (sess->nforwards >= r->conf.max_forwards) {
+		*why = "too many forwards for this session (max_forwards)";
+		return -1;
+	}
+	if (net_resolve_listen(r->conf.forward_address, (uint16_t)port, &ss,
+	    &sslen, why) == -1)
+		return -1;
+	l = xcalloc(1, sizeof *l);
+	l->relay = r;
+	l->port = port;
+	l->bind_req = xstrdup(addr);
+	l->owner = sess;
+	l->evl = evconnlistener_new_bind(r->base, listener_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    128, (struct sockaddr *)&ss, (int)sslen);
+	if (l->evl == NULL) {
+		snprintf(buf, sizeof buf, "cannot listen on %s port %d: %s",
+		    r->conf.forward_address, port, strerror(errno));
+		*why = buf;
+		free(l->bind_req);
+		free(l);
+		return -1;
+	}
+	evconnlistener_set_error_cb(l->evl, listener_error);
+	TAILQ_INSERT_TAIL(&r->listeners, l, entry);
+	sess->nforwards++;
+	log_info("device %s: listening on %s port %d", sess->name,
+	    r->conf.forward_address, port);
+	return 0;
+}
+
+/* cancel-tcpip-forward: only the owner may close its port. */
+int
+listener_cancel(struct session *sess, const char *addr, int port)
+{
+	struct listener *l;
+
+	(void)addr;
+	if ((l = listener_find(sess->relay, port)) == NULL ||
+	    l->owner != sess)
+		return -1;
+	log_info("device %s: cancelled port %d", sess->name, port);
+	listener_free(l);
+	return 0;
+}
+
+/* The session is closing: close the ports it still owns. */
+void
+listener_release(struct session *sess)
+{
+	struct listener *l, *tmp;
+
+	TAILQ_FOREACH_SAFE(l, &sess->relay->listeners, entry, tmp) {
+		if (l->owner == sess) {
+			log_info("device %s: closed port %d", sess->name,
+			    l->port);
+			listener_free(l);
+		}
+	}
+}

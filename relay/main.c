@@ -1,0 +1,202 @@
+/* simtun-relay: entry point, signals, the event loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "relay.h"
+
+static struct relay relay;
+
+/* Print usage and exit. */
+static __dead void
+usage(int code)
+{
+	fprintf(code ? stderr : stdout,
+	    "usage: simtun-relay [-nfvhV] [-c relay.conf] [--fingerprint]\n"
+	    "  -c FILE         configuration (default /etc/simtun/relay.conf)\n"
+	    "  -n              check the configuration and exit\n"
+	    "  -f              stay in the foreground (always the case)\n"
+	    "  -v              more log (repeat for libssh debug)\n"
+	    "  --fingerprint   print the host key fingerprint and exit\n"
+	    "  -h, -V          help, version\n");
+	exit(code);
+}
+
+/* SIGTERM/SIGINT: close every session politely, then leave the loop. */
+static void
+main_quit(evutil_socket_t sig, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct session *sess, *tmp;
+
+	(void)what;
+	log_info("signal %d: shutting down", (int)sig);
+	sd_notify(0, "STOPPING=1");
+	r->quitting = 1;
+	server_close(r);
+	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp)
+		session_close(sess, "relay shutting down");
+	event_base_loopexit(r->base, NULL);
+}
+
+/* SIGHUP: re-read authorized_keys. */
+static void
+main_reload(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	sd_notify(0, "RELOADING=1");
+	session_reload_keys(arg);
+	sd_notify(0, "READY=1");
+}
+
+/* Watchdog and status line for systemd. */
+static void
+main_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct session *sess;
+	unsigned int n = 0;
+
+	(void)fd;
+	(void)what;
+	TAILQ_FOREACH(sess, &r->sessions, entry)
+		if (sess->state == SESSION_ACTIVE)
+			n++;
+	sd_notifyf(0, "WATCHDOG=1\nSTATUS=%u device%s connected, %u "
+	    "unauthenticated", n, n == 1 ? "" : "s", r->nunauth);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "fingerprint", no_argument, NULL, 'F' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *conffile = "/etc/simtun/relay.conf";
+	struct event *ev_term, *ev_int, *ev_hup, *ev_tick;
+	struct timeval tick = { 5, 0 };
+	struct session *sess;
+	struct listener *l;
+	int ch, check = 0, verbose = 0, fponly = 0, n;
+	uint64_t wd_usec = 0;
+	char err[600];
+
+	while ((ch = getopt_long(argc, argv, "c:fnvhV", longopts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'c': conffile = optarg; break;
+		case 'f': break;
+		case 'n': check = 1; break;
+		case 'v': verbose++; break;
+		case 'F': fponly = 1; break;
+		case 'V': printf("simtun-relay %s\n", SIMTUN_VERSION); exit(0);
+		case 'h': usage(0);
+		default: usage(1);
+		}
+	}
+	if (optind != argc)
+		usage(1);
+	log_init("simtun-relay", verbose);
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&relay, 0, sizeof relay);
+	TAILQ_INIT(&relay.sessions);
+	TAILQ_INIT(&relay.listeners);
+	TAILQ_INIT(&relay.keys);
+	if (config_load(&relay.conf, conffile, err, sizeof err) == -1) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	ssh_init();
+	if (verbose > 1)
+		ssh_set_log_level(SSH_LOG_PROTOCOL);
+	if (check) {
+		if ((n = authkeys_load(relay.conf.authorized_keys, &relay.keys,
+		    err, sizeof err)) == -1) {
+			fprintf(stderr, "%s\n", err);
+			exit(1);
+		}
+		authkeys_free(&relay.keys);
+		printf("configuration OK\n");
+		exit(0);
+	}
+	if (fponly) {
+		ssh_key key = NULL;
+		char *fp;
+
+		if (ssh_pki_import_pubkey_file(relay.conf.host_key, &key) !=
+		    SSH_OK && ssh_pki_import_privkey_file(relay.conf.host_key,
+		    NULL, NULL, NULL, &key) != SSH_OK) {
+			fprintf(stderr, "%s: cannot read host key\n",
+			    relay.conf.host_key);
+			exit(1);
+		}
+		fp = key_fingerprint(key);
+		printf("256 %s simtun-relay (ED25519)\n", fp);
+		free(fp);
+		ssh_key_free(key);
+		exit(0);
+	}
+
+	if ((relay.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if ((n = authkeys_load(relay.conf.authorized_keys, &relay.keys, err,
+	    sizeof err)) == -1)
+		fatalx("%s", err);
+	log_info("%d device keys from %s", n, relay.conf.authorized_keys);
+	if (server_load_hostkey(&relay, err, sizeof err) == -1)
+		fatalx("%s", err);
+	log_info("host key %s (%s)", relay.conf.host_key, relay.host_fp);
+	if (server_listen(&relay) == -1)
+		exit(1);
+
+	ev_term = evsignal_new(relay.base, SIGTERM, main_quit, &relay);
+	ev_int = evsignal_new(relay.base, SIGINT, main_quit, &relay);
+	ev_hup = evsignal_new(relay.base, SIGHUP, main_reload, &relay);
+	ev_tick = event_new(relay.base, -1, EV_PERSIST, main_tick, &relay);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_hup, NULL);
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec / 2 <
+	    (uint64_t)tick.tv_sec * 1000000) {
+		tick.tv_sec = (time_t)(wd_usec / 2000000);
+		tick.tv_usec = (suseconds_t)((wd_usec / 2) % 1000000);
+	}
+	event_add(ev_tick, &tick);
+	sd_notify(0, "READY=1\nSTATUS=accepting devices");
+
+	event_base_dispatch(relay.base);
+
+	/* Let deferred frees run, then free what is left. */
+	event_base_loop(relay.base, EVLOOP_NONBLOCK);
+	while ((sess = TAILQ_FIRST(&relay.sessions)) != NULL) {
+		if (sess->state != SESSION_CLOSING)
+			session_close(sess, "relay shutting down");
+		session_free(sess);
+	}
+	while ((l = TAILQ_FIRST(&relay.listeners)) != NULL)
+		listener_free(l);
+	server_close(&relay);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	event_free(ev_tick);
+	authkeys_free(&relay.keys);
+	ssh_bind_free(relay.bind);
+	free(relay.host_fp);
+	config_clear(&relay.conf);
+	event_base_free(relay.base);
+	ssh_finalize();
+	log_info("stopped");
+	return 0;
+}

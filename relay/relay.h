@@ -1,0 +1,143 @@
+/* simtun-relay: SSH server that accepts only device reverse forwards. */
+#ifndef SIMTUN_RELAY_H
+#define SIMTUN_RELAY_H
+
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/listener.h>
+#include <libssh/server.h>
+
+#include "common.h"
+
+struct listen_addr {
+	char		*host;
+	uint16_t	 port;
+};
+
+struct relay_config {
+	char		*path;
+	struct listen_addr *listen;
+	size_t		 nlisten;
+	char		*host_key;
+	char		*authorized_keys;
+	char		*forward_address;
+	unsigned long	 keepalive_interval;
+	unsigned long	 keepalive_count_max;
+	unsigned long	 max_startups;
+	unsigned long	 login_grace_time;
+	unsigned long	 max_auth_tries;
+	unsigned long	 max_forwards;
+	unsigned long	 max_conns_per_port;
+	char		*control_socket;
+};
+
+enum session_state { SESSION_KEX, SESSION_AUTH, SESSION_ACTIVE,
+    SESSION_CLOSING };
+
+struct fwdconn;
+TAILQ_HEAD(fwdconns, fwdconn);
+
+struct session {
+	TAILQ_ENTRY(session) entry;
+	struct relay	*relay;
+	uint64_t	 id;
+	ssh_session	 s;
+	struct sshio	 io;
+	enum session_state state;
+	char		 peer[64];
+	int		 peer_port;
+	char		*name;		/* device name (key comment) */
+	char		*fp;		/* key fingerprint: identity */
+	int		 kex_done;
+	time_t		 since;
+	struct event	*ev_timer;
+	struct event	*ev_free;
+	struct ssh_counter_struct rcount;
+	struct ssh_counter_struct scount;
+	uint64_t	 last_in_packets;
+	unsigned int	 ka_missed;
+	unsigned int	 auth_tries;
+	unsigned int	 nforwards;
+	struct pumps	 pumps;
+	struct fwdconns	 opening;
+	uint64_t	 bytes_in;	/* from the device (closed pumps) */
+	uint64_t	 bytes_out;	/* to the device (closed pumps) */
+	unsigned int	 takeovers;
+	struct ssh_server_callbacks_struct scb;
+	struct ssh_callbacks_struct cb;
+};
+TAILQ_HEAD(sessions, session);
+
+/* A device port: a listening socket owned by one session at a time. */
+struct listener {
+	TAILQ_ENTRY(listener) entry;
+	struct relay	*relay;
+	int		 port;
+	char		*bind_req;	/* address the client asked to bind */
+	struct evconnlistener *evl;
+	struct session	*owner;
+	unsigned int	 nconns;
+};
+TAILQ_HEAD(listeners, listener);
+
+/* A TCP connection to a device port waiting for its channel to open. */
+struct fwdconn {
+	TAILQ_ENTRY(fwdconn) entry;
+	int		 port;
+	char		*bind_req;
+	int		 fd;
+	ssh_channel	 ch;
+	char		 peer[64];
+	int		 peer_port;
+	time_t		 started;
+};
+
+struct relay {
+	struct event_base *base;
+	struct relay_config conf;
+	ssh_bind	 bind;
+	char		*host_fp;
+	struct authkeys	 keys;
+	struct sessions	 sessions;
+	struct listeners listeners;
+	struct evconnlistener **evls;
+	size_t		 nevls;
+	unsigned int	 nunauth;
+	uint64_t	 next_id;
+	uint64_t	 refused;
+	uint64_t	 takeovers;
+	uint64_t	 ka_failures;
+	int		 quitting;
+};
+
+/* config.c */
+void	config_defaults(struct relay_config *);
+int	config_load(struct relay_config *, const char *, char *, size_t);
+void	config_clear(struct relay_config *);
+
+/* server.c */
+int	server_load_hostkey(struct relay *, char *, size_t);
+int	server_listen(struct relay *);
+void	server_close(struct relay *);
+
+/* session.c */
+void	session_accept(struct relay *, int, struct sockaddr *);
+void	session_close(struct session *, const char *, ...)
+	    PRINTFLIKE(2, 3);
+void	session_kick_pumps(struct session *);
+void	session_free(struct session *);
+void	session_pump_done(struct pump *, void *);
+struct authkey *session_authkey(struct session *);
+int	session_reload_keys(struct relay *);
+
+/* listener.c */
+int	listener_request(struct session *, const char *, int, const char **);
+int	listener_cancel(struct session *, const char *, int);
+void	listener_release(struct session *);
+void	listener_free(struct listener *);
+void	listener_retry_opens(struct session *);
+void	fwdconn_free(struct fwdconn *);
+struct listener *listener_find(struct relay *, int);
+
+#endif

@@ -1,0 +1,150 @@
+/* The relay's SSH side: host key, ssh_bind, and the listening sockets. */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+/* Create an ed25519 host key, 0600, in OpenSSH format, with its .pub. */
+static int
+server_create_hostkey(const char *path, char *err, size_t len)
+{
+	ssh_key key = NULL;
+	char *pub = NULL;
+	mode_t old;
+	int rc = -1;
+
+	if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK) {
+		snprintf(err, len, "%s: cannot generate ed25519 key", path);
+		return -1;
+	}
+	old = umask(077);
+	if (ssh_pki_export_privkey_file(key, NULL, NULL, NULL, path) !=
+	    SSH_OK) {
+		snprintf(err, len, "%s: cannot write host key (does the "
+		    "directory exist and is it writable?)", path);
+		goto out;
+	}
+	chmod(path, 0600);
+	umask(022);
+	xasprintf(&pub, "%s.pub", path);
+	if (ssh_pki_export_pubkey_file(key, pub) != SSH_OK)
+		log_warnx("%s: cannot write public key", pub);
+	rc = 0;
+	log_info("created host key %s", path);
+out:
+	umask(old);
+	free(pub);
+	ssh_key_free(key);
+	return rc;
+}
+
+/* Load (or create) the host key and set up the ssh_bind that uses it. */
+int
+server_load_hostkey(struct relay *r, char *err, size_t len)
+{
+	ssh_key key = NULL;
+	bool no = false;
+	struct stat st;
+
+	if (stat(r->conf.host_key, &st) == -1) {
+		if (errno != ENOENT) {
+			snprintf(err, len, "%s: %s", r->conf.host_key,
+			    strerror(errno));
+			return -1;
+		}
+		if (server_create_hostkey(r->conf.host_key, err, len) == -1)
+			return -1;
+	} else if (key_file_private_ok(r->conf.host_key, err, len) == -1)
+		return -1;
+	if (ssh_pki_import_privkey_file(r->conf.host_key, NULL, NULL, NULL,
+	    &key) != SSH_OK) {
+		snprintf(err, len, "%s: cannot read host key (OpenSSH or PEM "
+		    "private key expected)", r->conf.host_key);
+		return -1;
+	}
+	free(r->host_fp);
+	r->host_fp = key_fingerprint(key);
+	if ((r->bind = ssh_bind_new()) == NULL)
+		fatalx("ssh_bind_new");
+	ssh_bind_options_set(r->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
+	if (ssh_bind_options_set(r->bind, SSH_BIND_OPTIONS_IMPORT_KEY,
+	    key) != SSH_OK) {
+		snprintf(err, len, "%s: unusable host key", r->conf.host_key);
+		ssh_key_free(key);
+		return -1;
+	}
+	return 0;
+}
+
+/* New TCP connection on the SSH port. */
+static void
+server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	(void)evl;
+	(void)salen;
+	session_accept(arg, fd, sa);
+}
+
+/* Accept errors (EMFILE...) must not stop the loop; log and go on. */
+static void
+server_accept_error(struct evconnlistener *evl, void *arg)
+{
+	(void)evl;
+	(void)arg;
+	log_warn("accept on ssh port");
+}
+
+/* Listen on every `listen` address. */
+int
+server_listen(struct relay *r)
+{
+	struct sockaddr_storage ss;
+	struct evconnlistener *evl;
+	socklen_t sslen;
+	const char *why;
+	size_t i;
+
+	r->evls = xcalloc(r->conf.nlisten, sizeof *r->evls);
+	for (i = 0; i < r->conf.nlisten; i++) {
+		struct listen_addr *la = &r->conf.listen[i];
+
+		if (net_resolve_listen(la->host, la->port, &ss, &sslen,
+		    &why) == -1) {
+			log_error("listen %s:%u: %s", la->host, la->port, why);
+			return -1;
+		}
+		evl = evconnlistener_new_bind(r->base, server_accept_cb, r,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+		    LEV_OPT_CLOSE_ON_EXEC, 512, (struct sockaddr *)&ss,
+		    (int)sslen);
+		if (evl == NULL) {
+			log_warn("listen on %s port %u", la->host, la->port);
+			return -1;
+		}
+		evconnlistener_set_error_cb(evl, server_accept_error);
+		r->evls[r->nevls++] = evl;
+		log_info("listening on %s port %u", la->host, la->port);
+	}
+	return 0;
+}
+
+/* Stop accepting (shutdown). */
+void
+server_close(struct relay *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nevls; i++)
+		evconnlistener_free(r->evls[i]);
+	free(r->evls);
+	r->evls = NULL;
+	r->nevls = 0;
+}

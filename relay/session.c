@@ -1,0 +1,476 @@
+/* One SSH connection on the relay: handshake, auth, requests, keepalive. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "relay.h"
+
+static void session_io(void *, short);
+
+/* The authorized_keys entry of this (authenticated) session, if still there. */
+struct authkey *
+session_authkey(struct session *sess)
+{
+	struct authkey *ak;
+
+	if (sess->fp == NULL)
+		return NULL;
+	TAILQ_FOREACH(ak, &sess->relay->keys, entry)
+		if (!strcmp(ak->fp, sess->fp))
+			return ak;
+	return NULL;
+}
+
+/* Deferred free: runs from the loop, never inside a libssh callback. */
+static void
+session_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_free(arg);
+}
+
+/* Release everything; the session must already be closed. */
+void
+session_free(struct session *sess)
+{
+	struct fwdconn *fc;
+	struct pump *p;
+
+	TAILQ_REMOVE(&sess->relay->sessions, sess, entry);
+	while ((p = TAILQ_FIRST(&sess->pumps)) != NULL) {
+		TAILQ_REMOVE(&sess->pumps, p, entry);
+		pump_free(p);
+	}
+	while ((fc = TAILQ_FIRST(&sess->opening)) != NULL) {
+		TAILQ_REMOVE(&sess->opening, fc, entry);
+		fwdconn_free(fc);
+	}
+	sshio_clear(&sess->io);
+	ssh_disconnect(sess->s);
+	ssh_free(sess->s);
+	event_free(sess->ev_timer);
+	event_free(sess->ev_free);
+	free(sess->name);
+	free(sess->fp);
+	free(sess);
+}
+
+/* The one close path: log device, reason and bytes; free later. */
+void
+session_close(struct session *sess, const char *fmt, ...)
+{
+	struct relay *r = sess->relay;
+	uint64_t from_dev, to_dev;
+	struct pump *p;
+	char why[256];
+	va_list ap;
+
+	if (sess->state == SESSION_CLOSING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (sess->state != SESSION_ACTIVE)
+		r->nunauth--;
+	from_dev = sess->bytes_in;
+	to_dev = sess->bytes_out;
+	TAILQ_FOREACH(p, &sess->pumps, entry) {
+		from_dev += p->bytes_out;
+		to_dev += p->bytes_in;
+		p->dead = 1;
+	}
+	if (sess->name != NULL)
+		log_info("device %s (%s port %d) closed: %s; %llu bytes from "
+		    "device, %llu to device, up %lld s", sess->name, sess->peer,
+		    sess->peer_port, why, (unsigned long long)from_dev,
+		    (unsigned long long)to_dev,
+		    (long long)(time(NULL) - sess->since));
+	else
+		log_info("connection from %s port %d closed before "
+		    "authentication: %s", sess->peer, sess->peer_port, why);
+	sess->state = SESSION_CLOSING;
+	listener_release(sess);
+	event_del(sess->ev_timer);
+	event_del(sess->io.ev_rd);
+	event_del(sess->io.ev_wr);
+	event_active(sess->ev_free, EV_TIMEOUT, 0);
+}
+
+/* A forwarded connection finished: count its bytes and free it. */
+void
+session_pump_done(struct pump *p, void *arg)
+{
+	struct session *sess = arg;
+
+	TAILQ_REMOVE(&sess->pumps, p, entry);
+	sess->bytes_in += p->bytes_out;
+	sess->bytes_out += p->bytes_in;
+	log_debug("device %s: connection closed (%s), %llu bytes to device, "
+	    "%llu from device", sess->name, p->why,
+	    (unsigned long long)p->bytes_in, (unsigned long long)p->bytes_out);
+	pump_free(p);
+	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)
+		session_close(sess, "write failed");
+}
+
+/* After the session moved: windows may have opened, output drained. */
+void
+session_kick_pumps(struct session *sess)
+{
+	struct pump *p, *tmp;
+
+	TAILQ_FOREACH_SAFE(p, &sess->pumps, entry, tmp)
+		pump_kick(p);
+}
+
+/* Count a failed auth attempt; too many closes the connection. */
+static void
+session_auth_failed(struct session *sess)
+{
+	if (++sess->auth_tries >= sess->relay->conf.max_auth_tries)
+		session_close(sess, "too many authentication attempts (%u)",
+		    sess->auth_tries);
+}
+
+/* Public key auth: the key is the device's identity; the user is ignored. */
+static int
+session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
+    char state, void *arg)
+{
+	struct session *sess = arg;
+	struct relay *r = sess->relay;
+	struct authkey *ak;
+	char *fp;
+
+	(void)s;
+	sess->kex_done = 1;
+	if (sess->state == SESSION_CLOSING)
+		return SSH_AUTH_DENIED;
+	if ((ak = authkeys_find(&r->keys, key)) == NULL) {
+		fp = key_fingerprint(key);
+		log_info("refused key %s from %s port %d (user \"%s\"): not in "
+		    "authorized_keys", fp, sess->peer, sess->peer_port, user);
+		free(fp);
+		r->refused++;
+		session_auth_failed(sess);
+		return SSH_AUTH_DENIED;
+	}
+	if (!authkey_from_ok(ak, sess->peer)) {
+		log_info("refused key %s (%s) from %s: address not allowed by "
+		    "from=\"%s\"", ak->fp, ak->name, sess->peer, ak->from);
+		r->refused++;
+		session_auth_failed(sess);
+		return SSH_AUTH_DENIED;
+	}
+	if (state == SSH_PUBLICKEY_STATE_NONE)
+		return SSH_AUTH_SUCCESS;	/* probe: PK_OK */
+	if (state != SSH_PUBLICKEY_STATE_VALID) {
+		log_info("bad signature for key %s (%s) from %s", ak->fp,
+		    ak->name, sess->peer);
+		session_auth_failed(sess);
+		return SSH_AUTH_DENIED;
+	}
+	sess->name = xstrdup(ak->name);
+	sess->fp = xstrdup(ak->fp);
+	sess->state = SESSION_ACTIVE;
+	sess->since = time(NULL);
+	r->nunauth--;
+	log_info("device %s authenticated from %s port %d (key %s)",
+	    sess->name, sess->peer, sess->peer_port, sess->fp);
+	{
+		struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
+
+		event_del(sess->ev_timer);
+		event_add(sess->ev_timer, &tv);
+	}
+	sess->last_in_packets = sess->rcount.in_packets;
+	return SSH_AUTH_SUCCESS;
+}
+
+/* "none" and password attempts are refused and counted. */
+static int
+session_auth_none(ssh_session s, const char *user, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)s;
+	(void)user;
+	sess->kex_done = 1;
+	if (sess->state != SESSION_CLOSING)
+		session_auth_failed(sess);
+	return SSH_AUTH_DENIED;
+}
+
+/* Password auth is never accepted. */
+static int
+session_auth_password(ssh_session s, const char *user, const char *pw,
+    void *arg)
+{
+	(void)pw;
+	return session_auth_none(s, user, arg);
+}
+
+/* tcpip-forward, cancel-tcpip-forward, keepalive; refuse the rest. */
+static void
+session_global_request(ssh_session s, ssh_message msg, void *arg)
+{
+	struct session *sess = arg;
+	const char *addr, *why = NULL;
+	int port;
+
+	(void)s;
+	switch (ssh_message_subtype(msg)) {
+	case SSH_GLOBAL_REQUEST_TCPIP_FORWARD:
+		addr = ssh_message_global_request_address(msg);
+		port = ssh_message_global_request_port(msg);
+		if (sess->state != SESSION_ACTIVE) {
+			ssh_message_reply_default(msg);
+			return;
+		}
+		if (listener_request(sess, addr ? addr : "", port,
+		    &why) == 0) {
+			ssh_message_global_request_reply_success(msg,
+			    (uint16_t)port);
+			return;
+		}
+		sess->relay->refused++;
+		log_warnx("device %s (%s): refused forward of port %d "
+		    "(bind address \"%s\"): %s", sess->name, sess->peer, port,
+		    addr ? addr : "", why);
+		ssh_message_reply_default(msg);
+		return;
+	case SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD:
+		addr = ssh_message_global_request_address(msg);
+		port = ssh_message_global_request_port(msg);
+		if (sess->state == SESSION_ACTIVE &&
+		    listener_cancel(sess, addr ? addr : "", port) == 0) {
+			ssh_message_global_request_reply_success(msg, 0);
+			return;
+		}
+		ssh_message_reply_default(msg);
+		return;
+	default:
+		/* keepalive@openssh.com and unknown requests: a failure
+		 * reply, which is what OpenSSH's sshd answers too. */
+		ssh_message_reply_default(msg);
+		return;
+	}
+}
+
+/* Login grace and keepalives share one timer per session. */
+static void
+session_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+	struct relay *r = sess->relay;
+	struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
+	struct fwdconn *fc, *tmp;
+	time_t now = time(NULL);
+
+	(void)fd;
+	(void)what;
+	if (sess->state == SESSION_CLOSING)
+		return;
+	if (sess->state != SESSION_ACTIVE) {
+		session_close(sess, "login grace time (%lu s) exceeded",
+		    r->conf.login_grace_time);
+		return;
+	}
+	if (sess->rcount.in_packets != sess->last_in_packets)
+		sess->ka_missed = 0;
+	else if (++sess->ka_missed >= r->conf.keepalive_count_max) {
+		r->ka_failures++;
+		session_close(sess, "no answer to %u keepalives",
+		    sess->ka_missed);
+		return;
+	}
+	TAILQ_FOREACH_SAFE(fc, &sess->opening, entry, tmp) {
+		if (now - fc->started > 30) {
+			log_warnx("device %s: no answer to channel open for "
+			    "%s port %d, dropped", sess->name, fc->peer,
+			    fc->peer_port);
+			TAILQ_REMOVE(&sess->opening, fc, entry);
+			fwdconn_free(fc);
+		}
+	}
+	sess->last_in_packets = sess->rcount.in_packets;
+	ssh_send_keepalive(sess->s);
+	if (sshio_flush(&sess->io) == -1) {
+		session_close(sess, "write failed");
+		return;
+	}
+	event_add(sess->ev_timer, &tv);
+}
+
+/* Readiness on the device's socket: advance handshake or process packets. */
+static void
+session_io(void *arg, short what)
+{
+	struct session *sess = arg;
+	int rc;
+
+	(void)what;
+	if (sess->state == SESSION_CLOSING)
+		return;
+	if (sess->state == SESSION_KEX) {
+		rc = ssh_handle_key_exchange(sess->s);
+		if (rc == SSH_ERROR) {
+			session_close(sess, "key exchange failed: %s",
+			    ssh_get_error(sess->s));
+			return;
+		}
+		if (sess->state == SESSION_CLOSING)
+			return;
+		if (rc == SSH_AGAIN && !sess->kex_done) {
+			net_nonblock(sess->io.fd);
+			if (sshio_flush(&sess->io) == -1)
+				session_close(sess, "write failed");
+			return;
+		}
+		if (sess->state == SESSION_KEX)
+			sess->state = SESSION_AUTH;
+		if (sshio_attach(&sess->io) == -1) {
+			session_close(sess, "cannot set up session events");
+			return;
+		}
+	}
+	if (sshio_poll(&sess->io) == -1) {
+		const char *e = ssh_get_error(sess->s);
+
+		session_close(sess, "%s", e && *e ? e : "connection closed");
+		return;
+	}
+	if (sess->state == SESSION_CLOSING)
+		return;
+	if (sess->state == SESSION_ACTIVE) {
+		listener_retry_opens(sess);
+		session_kick_pumps(sess);
+	}
+	if (sshio_flush(&sess->io) == -1)
+		session_close(sess, "write failed");
+}
+
+/* A new TCP connection on the SSH port: bounded unauthenticated work. */
+void
+session_accept(struct relay *r, int fd, struct sockaddr *sa)
+{
+	struct timeval tv = { (time_t)r->conf.login_grace_time, 0 };
+	struct session *sess;
+	char addr[64];
+	int port;
+
+	net_addrstr(sa, addr, sizeof addr, &port);
+	if (r->quitting) {
+		close(fd);
+		return;
+	}
+	if (r->nunauth >= r->conf.max_startups) {
+		log_warnx("refused connection from %s port %d: %u "
+		    "unauthenticated connections (max_startups)", addr, port,
+		    r->nunauth);
+		r->refused++;
+		close(fd);
+		return;
+	}
+	sess = xcalloc(1, sizeof *sess);
+	sess->relay = r;
+	sess->id = ++r->next_id;
+	snprintf(sess->peer, sizeof sess->peer, "%s", addr);
+	sess->peer_port = port;
+	sess->since = time(NULL);
+	TAILQ_INIT(&sess->pumps);
+	TAILQ_INIT(&sess->opening);
+	if ((sess->s = ssh_new()) == NULL)
+		fatalx("ssh_new");
+	if (ssh_bind_accept_fd(r->bind, sess->s, fd) != SSH_OK) {
+		log_warnx("connection from %s: %s", addr,
+		    ssh_get_error(r->bind));
+		ssh_free(sess->s);
+		close(fd);
+		free(sess);
+		return;
+	}
+	ssh_set_blocking(sess->s, 0);
+	net_nonblock(fd);
+	net_keepalive(fd);
+	net_user_timeout(fd, (unsigned int)(r->conf.keepalive_interval *
+	    r->conf.keepalive_count_max * 1000));
+	ssh_set_counters(sess->s, &sess->scount, &sess->rcount);
+
+	sess->scb.userdata = sess;
+	sess->scb.auth_pubkey_function = session_auth_pubkey;
+	sess->scb.auth_none_function = session_auth_none;
+	sess->scb.auth_password_function = session_auth_password;
+	ssh_callbacks_init(&sess->scb);
+	ssh_set_server_callbacks(sess->s, &sess->scb);
+	sess->cb.userdata = sess;
+	sess->cb.global_request_function = session_global_request;
+	ssh_callbacks_init(&sess->cb);
+	ssh_set_callbacks(sess->s, &sess->cb);
+	ssh_set_auth_methods(sess->s, SSH_AUTH_METHOD_PUBLICKEY);
+
+	sess->ev_timer = evtimer_new(r->base, session_timer, sess);
+	sess->ev_free = event_new(r->base, -1, 0, session_free_cb, sess);
+	if (sess->ev_timer == NULL || sess->ev_free == NULL)
+		fatalx("event_new");
+	evtimer_add(sess->ev_timer, &tv);
+	sshio_init(&sess->io, r->base, sess->s, fd, session_io, sess);
+	sess->state = SESSION_KEX;
+	r->nunauth++;
+	TAILQ_INSERT_TAIL(&r->sessions, sess, entry);
+	log_debug("connection from %s port %d", addr, port);
+	session_io(sess, EV_WRITE);
+}
+
+/*
+ * SIGHUP: re-read authorized_keys. Sessions whose key is gone are closed;
+ * ports no longer permitted are released; nothing else is touched.
+ */
+int
+session_reload_keys(struct relay *r)
+{
+	struct authkeys fresh, old;
+	struct session *sess, *tmp;
+	struct listener *l, *ltmp;
+	struct authkey *ak;
+	char err[512];
+	int n;
+
+	if ((n = authkeys_load(r->conf.authorized_keys, &fresh, err,
+	    sizeof err)) == -1) {
+		log_warnx("reload: %s; keeping the old keys", err);
+		return -1;
+	}
+	TAILQ_INIT(&old);
+	TAILQ_CONCAT(&old, &r->keys, entry);
+	TAILQ_CONCAT(&r->keys, &fresh, entry);
+	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp) {
+		if (sess->state != SESSION_ACTIVE)
+			continue;
+		if ((ak = session_authkey(sess)) == NULL) {
+			session_close(sess, "key removed from authorized_keys");
+			continue;
+		}
+		if (!authkey_from_ok(ak, sess->peer)) {
+			session_close(sess, "address no longer allowed by "
+			    "from=");
+			continue;
+		}
+		TAILQ_FOREACH_SAFE(l, &r->listeners, entry, ltmp) {
+			if (l->owner == sess &&
+			    !authkey_permits(ak, l->bind_req, l->port)) {
+				log_info("device %s: port %d no longer "
+				    "permitted, closed", sess->name, l->port);
+				listener_free(l);
+			}
+		}
+	}
+	authkeys_free(&old);
+	log_info("reloaded %s: %d keys", r->conf.authorized_keys, n);
+	return 0;
+}
