@@ -7,6 +7,9 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 unitdir=${SIMTUN_UNIT:-$top/build/tests/unit}
 export SIMTUN_BIN=${SIMTUN_BIN:-$top/build}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_suppressions=0}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 pass=0 fail=0 skip=0 failed=()
 unit_only=0
 [ "${1:-}" = --unit-only ] && { unit_only=1; shift; }
