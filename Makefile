@@ -41,7 +41,7 @@ endif
 COMMON_SRC := $(wildcard common/*.c)
 RELAY_SRC  := $(wildcard relay/*.c)
 AGENT_SRC  := $(wildcard agent/*.c)
-CTL_SRC    := $(wildcard ctl/*.c)
+CTL_SRC    := $(wildcard common/ctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

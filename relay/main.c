@@ -40,6 +40,8 @@ main_quit(evutil_socket_t sig, short what, void *arg)
 	sd_notify(0, "STOPPING=1");
 	r->quitting = 1;
 	server_close(r);
+	control_close(r->ctl);
+	r->ctl = NULL;
 	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp)
 		session_close(sess, "relay shutting down");
 	event_base_loopexit(r->base, NULL);
@@ -160,6 +162,8 @@ main(int argc, char **argv)
 	if (server_listen(&relay) == -1)
 		exit(1);
 
+	relay.ctl = control_open(relay.base, relay.conf.control_socket,
+	    relay_control, &relay);
 	ev_term = evsignal_new(relay.base, SIGTERM, main_quit, &relay);
 	ev_int = evsignal_new(relay.base, SIGINT, main_quit, &relay);
 	ev_hup = evsignal_new(relay.base, SIGHUP, main_reload, &relay);
@@ -187,6 +191,7 @@ main(int argc, char **argv)
 	while ((l = TAILQ_FIRST(&relay.listeners)) != NULL)
 		listener_free(l);
 	server_close(&relay);
+	control_close(relay.ctl);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);

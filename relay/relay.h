@@ -53,9 +53,12 @@ struct session {
 	time_t		 since;
 	struct event	*ev_timer;
 	struct event	*ev_free;
-	struct ssh_counter_struct rcount;
-	struct ssh_counter_struct scount;
+	struct ssh_counter_struct rcount;	/* packets, both ways */
+	struct ssh_counter_struct scount;	/* socket bytes */
 	uint64_t	 last_in_packets;
+	struct timespec	 ka_sent;	/* when the last probe went out */
+	uint64_t	 ka_sent_packets;
+	long		 rtt_ms;	/* last keepalive round trip, -1 unknown */
 	unsigned int	 ka_missed;
 	unsigned int	 auth_tries;
 	unsigned int	 nforwards;
@@ -109,6 +112,7 @@ struct relay {
 	uint64_t	 takeovers;
 	uint64_t	 ka_failures;
 	int		 quitting;
+	struct control	*ctl;
 };
 
 /* config.c */
@@ -130,6 +134,9 @@ void	session_free(struct session *);
 void	session_pump_done(struct pump *, void *);
 struct authkey *session_authkey(struct session *);
 int	session_reload_keys(struct relay *);
+
+/* control.c */
+void	relay_control(const char *, struct evbuffer *, void *);
 
 /* listener.c */
 int	listener_request(struct session *, const char *, int, const char **);

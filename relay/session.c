@@ -262,6 +262,28 @@ session_global_request(ssh_session s, ssh_message msg, void *arg)
 	}
 }
 
+/*
+ * Send keepalive@openssh.com. libssh keeps one pending-reply slot: the call
+ * after an answered probe only clears the slot and sends nothing, so a
+ * second call is made when the first sent no packet. While a probe is
+ * unanswered neither call sends, so there is never a second one in flight.
+ */
+static void
+session_keepalive(struct session *sess)
+{
+	uint64_t before = sess->rcount.out_packets;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ssh_send_keepalive(sess->s);
+	if (sess->rcount.out_packets == before)
+		ssh_send_keepalive(sess->s);
+	if (sess->rcount.out_packets != before) {
+		sess->ka_sent = now;
+		sess->ka_sent_packets = sess->rcount.in_packets;
+	}
+}
+
 /* Login grace and keepalives share one timer per session. */
 static void
 session_timer(evutil_socket_t fd, short what, void *arg)
@@ -299,7 +321,7 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	sess->last_in_packets = sess->rcount.in_packets;
-	ssh_send_keepalive(sess->s);
+	session_keepalive(sess);
 	if (sshio_flush(&sess->io) == -1) {
 		session_close(sess, "write failed");
 		return;
@@ -342,11 +364,25 @@ session_io(void *arg, short what)
 	if (sshio_poll(&sess->io) == -1) {
 		const char *e = ssh_get_error(sess->s);
 
-		session_close(sess, "%s", e && *e ? e : "connection closed");
+		if (e == NULL || *e == '\0' || strstr(e, "disconnected") ||
+		    strstr(e, "Socket error: disconnected"))
+			session_close(sess, "connection closed by the device%s%s",
+			    e && *e ? ": " : "", e ? e : "");
+		else
+			session_close(sess, "%s", e);
 		return;
 	}
 	if (sess->state == SESSION_CLOSING)
 		return;
+	if (sess->state == SESSION_ACTIVE && sess->ka_sent.tv_sec != 0 &&
+	    sess->rcount.in_packets != sess->ka_sent_packets) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		sess->rtt_ms = (now.tv_sec - sess->ka_sent.tv_sec) * 1000 +
+		    (now.tv_nsec - sess->ka_sent.tv_nsec) / 1000000;
+		sess->ka_sent.tv_sec = 0;
+	}
 	if (sess->state == SESSION_ACTIVE) {
 		listener_retry_opens(sess);
 		session_kick_pumps(sess);
@@ -383,6 +419,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 	snprintf(sess->peer, sizeof sess->peer, "%s", addr);
 	sess->peer_port = port;
 	sess->since = time(NULL);
+	sess->rtt_ms = -1;
 	TAILQ_INIT(&sess->pumps);
 	TAILQ_INIT(&sess->opening);
 	if ((sess->s = ssh_new()) == NULL)
