@@ -153,7 +153,7 @@ authkeys_options(struct authkey *ak, const char **pp, int *noport, char *err,
 	for (;;) {
 		s = p;
 		while (*p != '\0' && *p != '=' && *p != ',' && *p != ' ' &&
-		    *p != '\t')
+		    *p != '\t' && *p != '\n' && *p != '\r')
 			p++;
 		n = (size_t)(p - s);
 		if (n == 0 || n >= sizeof name) {
@@ -238,14 +238,16 @@ authkeys_parse_line(const char *line, struct authkey **out, char *err,
 	if (*p == '\0' || *p == '\n' || *p == '\r' || *p == '#')
 		return 0;
 	ak = xcalloc(1, sizeof *ak);
-	for (n = 0; p[n] && p[n] != ' ' && p[n] != '\t'; n++)
+	for (n = 0; p[n] && p[n] != ' ' && p[n] != '\t' && p[n] != '\n' &&
+	    p[n] != '\r'; n++)
 		;
 	if (!authkeys_is_keytype(p, n)) {
 		if (authkeys_options(ak, &p, &noport, err, len) == -1)
 			goto fail;
 		while (*p == ' ' || *p == '\t')
 			p++;
-		for (n = 0; p[n] && p[n] != ' ' && p[n] != '\t'; n++)
+		for (n = 0; p[n] && p[n] != ' ' && p[n] != '\t' &&
+		    p[n] != '\n' && p[n] != '\r'; n++)
 			;
 		if (!authkeys_is_keytype(p, n)) {
 			snprintf(err, len, "unknown key type");
