@@ -64,9 +64,10 @@ config_listen(struct config_ctx *ctx, struct relay_config *c, const char *v)
 		tok[strcspn(tok, " \t")] = '\0';
 		if (parse_hostport(tok, &host, &port, 0, &why) == -1 ||
 		    net_resolve_listen(host, port, &ss, &sslen, &why) == -1) {
+			config_error(ctx, "listen: \"%s\": %s", tok, why);
+			free(host);
 			free(copy);
-			return config_error(ctx, "listen: \"%s\": %s", tok,
-			    why);
+			return 0;
 		}
 		c->listen = xreallocarray(c->listen, c->nlisten + 1,
 		    sizeof *c->listen);
