@@ -139,6 +139,33 @@ authkeys_add_permit(struct authkey *ak, const char *v, char *err, size_t len)
 	return 0;
 }
 
+static int match_cidr(const char *, const char *);
+
+/* A from= list whose CIDR entries do not parse is refused at load time. */
+static int
+authkeys_check_from(const char *list, char *err, size_t len)
+{
+	char *copy, *tok, *save = NULL;
+	int rc = 0;
+
+	copy = xstrdup(list);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if (*tok == '!')
+			tok++;
+		if (*tok == '\0' || (strchr(tok, '/') != NULL &&
+		    match_cidr("0.0.0.0", tok) == -1)) {
+			snprintf(err, len, "from: bad entry \"%s\"", tok);
+			rc = -1;
+			break;
+		}
+	}
+	free(copy);
+	return rc;
+}
+
 /* Parse the comma-separated option list; advances *pp past it. */
 static int
 authkeys_options(struct authkey *ak, const char **pp, int *noport, char *err,
@@ -178,6 +205,10 @@ authkeys_options(struct authkey *ak, const char **pp, int *noport, char *err,
 					snprintf(err, len, ak->from ?
 					    "from given twice" :
 					    "from is empty");
+					free(val);
+					return -1;
+				}
+				if (authkeys_check_from(val, err, len) == -1) {
 					free(val);
 					return -1;
 				}
@@ -307,7 +338,7 @@ authkeys_parse_line(const char *line, struct authkey **out, char *err,
 		goto fail;
 	}
 	for (c = ak->name; *c; c++) {
-		if (!isprint((unsigned char)*c)) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
 			snprintf(err, len, "device name has control "
 			    "characters");
 			goto fail;

@@ -363,6 +363,10 @@ test_refused(void)
 	REFUSE("permitlisten=\"host:22x\"", &k_ed1, "pi", NULL);
 	/* bad from values */
 	REFUSE("from=\"\"", &k_ed1, "pi", "from is empty");
+	REFUSE("from=\"10.0.0.0/33\"", &k_ed1, "pi",
+	    "from: bad entry \"10.0.0.0/33\"");
+	REFUSE("from=\"!10.0.0.0/x\"", &k_ed1, "pi",
+	    "from: bad entry \"10.0.0.0/x\"");
 	REFUSE("from=\"10.0.0.1\",from=\"10.0.0.2\"", &k_ed1, "pi",
 	    "from given twice");
 	/* too many permitlisten options */
@@ -401,6 +405,19 @@ test_refused(void)
 	    "missing comment (the device name)");
 	REFUSE(NULL, &k_ed1, "pi\001x", "device name has control characters");
 	REFUSE(NULL, &k_ed1, "pi\033[2J", "device name has control characters");
+	/* UTF-8 device names are fine */
+	{
+		struct authkey *uak;
+		char uerr[256];
+
+		line = mkline(NULL, &k_ed1, "pi-\xc3\xa9t\xc3\xa9");
+		CHECK_INT(authkeys_parse_line(line, &uak, uerr, sizeof uerr),
+		    1);
+		if (uak != NULL)
+			CHECK_STR(uak->name, "pi-\xc3\xa9t\xc3\xa9");
+		authkey_free(uak);
+		free(line);
+	}
 
 	/* bad base64 or key data */
 	refused("ssh-ed25519 !!!!notbase64!!!! pi", "cannot decode ssh-ed25519 key",
