@@ -155,6 +155,19 @@ config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
 	return config_error(ctx, "unknown key \"%s\" in [relay]", name);
 }
 
+/* After a successful parse: no listen line means the documented default. */
+static int
+config_finish(struct relay_config *c)
+{
+	if (c->nlisten == 0) {
+		c->listen = xcalloc(1, sizeof *c->listen);
+		c->listen[0].host = xstrdup("0.0.0.0");
+		c->listen[0].port = 2222;
+		c->nlisten = 1;
+	}
+	return 0;
+}
+
 /* Load and validate; err gets "file:line: message" on failure. */
 int
 config_load(struct relay_config *c, const char *path, char *err, size_t len)
@@ -163,11 +176,18 @@ config_load(struct relay_config *c, const char *path, char *err, size_t len)
 	c->path = xstrdup(path);
 	if (config_parse_file(path, config_handler_relay, c, err, len) == -1)
 		return -1;
-	if (c->nlisten == 0) {
-		c->listen = xcalloc(1, sizeof *c->listen);
-		c->listen[0].host = xstrdup("0.0.0.0");
-		c->listen[0].port = 2222;
-		c->nlisten = 1;
-	}
-	return 0;
+	return config_finish(c);
+}
+
+/* Same from text in memory (fuzzing, tests); name stands for the file. */
+int
+config_load_string(struct relay_config *c, const char *name, const char *text,
+    char *err, size_t len)
+{
+	config_defaults(c);
+	c->path = xstrdup(name);
+	if (config_parse_string(name, text, config_handler_relay, c, err,
+	    len) == -1)
+		return -1;
+	return config_finish(c);
 }

@@ -118,6 +118,8 @@ struct relay {
 /* config.c */
 void	config_defaults(struct relay_config *);
 int	config_load(struct relay_config *, const char *, char *, size_t);
+int	config_load_string(struct relay_config *, const char *, const char *,
+	    char *, size_t);
 void	config_clear(struct relay_config *);
 
 /* server.c */
