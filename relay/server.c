@@ -123,7 +123,8 @@ server_listen(struct relay *r)
 		}
 		evl = evconnlistener_new_bind(r->base, server_accept_cb, r,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-		    LEV_OPT_CLOSE_ON_EXEC, 512, (struct sockaddr *)&ss,
+		    LEV_OPT_CLOSE_ON_EXEC | (ss.ss_family == AF_INET6 ?
+		    LEV_OPT_BIND_IPV6ONLY : 0), 512, (struct sockaddr *)&ss,
 		    (int)sslen);
 		if (evl == NULL) {
 			log_warn("listen on %s port %u", la->host, la->port);
