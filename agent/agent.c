@@ -1,0 +1,392 @@
+/* What to try next and when: path order, backoff, probes, netlink wake-ups. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/dns.h>
+#include <systemd/sd-daemon.h>
+
+#include "agent.h"
+
+static void agent_attempt(struct agent *, int);
+
+/* Number of paths in the cycle; no [path] means one: the default route. */
+static int
+agent_npaths(struct agent *a)
+{
+	return a->conf->npaths > 0 ? a->conf->npaths : 1;
+}
+
+/* Path by index (NULL = default route when there are no [path]s). */
+static struct path *
+agent_path(struct agent *a, int idx)
+{
+	struct path *p;
+
+	TAILQ_FOREACH(p, &a->conf->paths, entry)
+		if (p->index == idx)
+			return p;
+	return NULL;
+}
+
+/* Name of a path for logs and status. */
+static const char *
+agent_path_name(struct agent *a, int idx)
+{
+	struct path *p = agent_path(a, idx);
+
+	return p ? p->name : "default route";
+}
+
+/* STATUS= for systemctl status, and a debug line. */
+void
+agent_status(struct agent *a, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	(void)a;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	sd_notifyf(0, "STATUS=%s", buf);
+	log_debug("status: %s", buf);
+}
+
+/* Backoff timer expired: start a new cycle from where it was planned. */
+static void
+agent_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)fd;
+	(void)what;
+	a->waiting = 0;
+	a->cycle_tried = 0;
+	agent_attempt(a, a->cycle_start);
+}
+
+/* Wait out a backoff delay before the next cycle. */
+static void
+agent_wait(struct agent *a, int start)
+{
+	unsigned long ms = backoff_next(&a->bo);
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) *
+	    1000 };
+
+	a->waiting = 1;
+	a->cycle_start = start;
+	a->cycle_tried = 0;
+	evtimer_add(a->ev_retry, &tv);
+	log_info("retrying in %.1f s", ms / 1000.0);
+	agent_status(a, "retrying in %lu s: %s", (ms + 500) / 1000,
+	    a->last_error);
+}
+
+/* Try one path now. */
+static void
+agent_attempt(struct agent *a, int idx)
+{
+	event_del(a->ev_retry);
+	a->waiting = 0;
+	a->cur = idx;
+	a->cycle_tried++;
+	agent_status(a, "connecting to %s via %s",
+	    path_host(a->conf, agent_path(a, idx)), agent_path_name(a, idx));
+	a->sess = session_new(a, agent_path(a, idx));
+}
+
+/* Stop probing the preferred path (we are on it, or going away). */
+static void
+agent_probe_stop(struct agent *a)
+{
+	event_del(a->ev_probe);
+	if (a->probe != NULL) {
+		probe_cancel(a->probe);
+		a->probe = NULL;
+	}
+}
+
+/* Probe answer: the preferred path works again, so move back to it. */
+static void
+agent_probed(struct probe *p, int ok, const char *cause, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)p;
+	a->probe = NULL;
+	if (a->sess == NULL || !session_is_up(a->sess) || a->cur == 0)
+		return;
+	if (!ok) {
+		log_debug("preferred path %s still unusable: %s",
+		    agent_path_name(a, 0), cause);
+		return;
+	}
+	log_info("preferred path %s reaches the relay again; moving back "
+	    "from %s", agent_path_name(a, 0), agent_path_name(a, a->cur));
+	a->moving = 1;
+	session_close(a->sess, "moving back to the preferred path", 0);
+}
+
+/* While on a lower path, check the preferred one now and then. */
+static void
+agent_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)fd;
+	(void)what;
+	if (a->probe != NULL || a->sess == NULL || !session_is_up(a->sess) ||
+	    a->cur == 0 || a->stopping)
+		return;
+	log_debug("probing preferred path %s", agent_path_name(a, 0));
+	a->probe = probe_start(a, agent_path(a, 0), agent_probed, a);
+}
+
+/* A session is up with its forwards. */
+void
+agent_session_up(struct agent *a, struct session *sess)
+{
+	struct forward *f;
+	char ports[256] = "";
+	size_t n;
+	unsigned long t;
+	struct timeval tv;
+
+	(void)sess;
+	a->last_error[0] = '\0';
+	TAILQ_FOREACH(f, &a->conf->forwards, entry) {
+		n = strlen(ports);
+		snprintf(ports + n, sizeof ports - n, "%s%u", n ? ", " : "",
+		    f->remote_port);
+	}
+	log_info("connected to %s via %s, forwarding %s",
+	    path_host(a->conf, agent_path(a, a->cur)),
+	    agent_path_name(a, a->cur), ports);
+	agent_status(a, "connected to %s via %s, forwarding %s",
+	    path_host(a->conf, agent_path(a, a->cur)),
+	    agent_path_name(a, a->cur), ports);
+	if (a->cur != 0) {
+		t = config_connect_timeout(a->conf);
+		if (a->conf->ka_interval > t)
+			t = a->conf->ka_interval;
+		tv.tv_sec = (time_t)t;
+		tv.tv_usec = 0;
+		evtimer_add(a->ev_probe, &tv);
+	}
+}
+
+/* Apply a reload that waited for the old session to go. */
+static void
+agent_swap_conf(struct agent *a)
+{
+	config_free(a->conf);
+	a->conf = a->next_conf;
+	a->next_conf = NULL;
+	backoff_init(&a->bo, a->conf->backoff_initial, a->conf->backoff_max);
+}
+
+/*
+ * A session ended (from the loop, after its close). Decide the next
+ * attempt: next path at once while the cycle lasts, else back off.
+ */
+void
+agent_session_closed(struct agent *a, struct session *sess, int was_up,
+    int path_dead, time_t up, const char *reason)
+{
+	int n, start;
+
+	a->sess = NULL;
+	session_free(sess);
+	agent_probe_stop(a);
+	snprintf(a->last_error, sizeof a->last_error, "%s", reason);
+	if (a->stopping)
+		return;
+	n = agent_npaths(a);
+	if (a->next_conf != NULL) {
+		agent_swap_conf(a);
+		a->moving = 0;
+		a->cycle_start = 0;
+		a->cycle_tried = 0;
+		agent_attempt(a, 0);
+		return;
+	}
+	if (a->moving) {
+		a->moving = 0;
+		a->cycle_start = 0;
+		a->cycle_tried = 0;
+		agent_attempt(a, 0);
+		return;
+	}
+	if (was_up) {
+		if (up >= AGENT_STABLE_SECS)
+			backoff_reset(&a->bo);
+		/* a silent path is skipped first; a closed session retries */
+		start = path_dead ? (a->cur + 1) % n : 0;
+		a->cycle_start = start;
+		a->cycle_tried = 0;
+		if (up >= AGENT_STABLE_SECS || (path_dead && n > 1))
+			agent_attempt(a, start);
+		else
+			agent_wait(a, start);
+		return;
+	}
+	if (a->cycle_tried < n) {
+		agent_attempt(a, (a->cur + 1) % n);
+		return;
+	}
+	agent_wait(a, 0);
+}
+
+/* Debounced netlink change: try now instead of waiting out the backoff. */
+static void
+agent_netlink_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)fd;
+	(void)what;
+	if (a->stopping)
+		return;
+	if (a->waiting) {
+		log_info("network changed: trying now instead of waiting");
+		event_del(a->ev_retry);
+		a->waiting = 0;
+		a->cycle_start = 0;
+		a->cycle_tried = 0;
+		agent_attempt(a, 0);
+		return;
+	}
+	if (a->sess != NULL && session_is_up(a->sess) && a->cur != 0 &&
+	    a->probe == NULL) {
+		log_debug("network changed: probing preferred path %s",
+		    agent_path_name(a, 0));
+		a->probe = probe_start(a, agent_path(a, 0), agent_probed, a);
+	}
+}
+
+/* netlink saw a change; let a burst (link, address, route) settle. */
+void
+agent_netlink_changed(void *arg)
+{
+	struct agent *a = arg;
+	struct timeval tv = { 0, AGENT_NETLINK_DELAY_MS * 1000 };
+
+	if (!evtimer_pending(a->ev_netlink, NULL))
+		evtimer_add(a->ev_netlink, &tv);
+}
+
+/* systemd watchdog ping from the loop: proves the loop turns. */
+static void
+agent_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+/* Set up timers, DNS and netlink; nothing is connected yet. */
+void
+agent_init(struct agent *a, struct event_base *base, struct agent_config *c)
+{
+	uint64_t usec = 0;
+	struct timeval tv;
+
+	memset(a, 0, sizeof *a);
+	a->base = base;
+	a->conf = c;
+	backoff_init(&a->bo, c->backoff_initial, c->backoff_max);
+	a->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (a->dns == NULL)
+		a->dns = evdns_base_new(base, 0);
+	if (a->dns == NULL)
+		fatalx("evdns_base_new");
+	a->ev_retry = evtimer_new(base, agent_retry_cb, a);
+	a->ev_probe = event_new(base, -1, EV_PERSIST, agent_probe_cb, a);
+	a->ev_netlink = evtimer_new(base, agent_netlink_cb, a);
+	if (!a->ev_retry || !a->ev_probe || !a->ev_netlink)
+		fatalx("event_new");
+	a->nl = netlink_open(base, agent_netlink_changed, a);
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		a->ev_watchdog = event_new(base, -1, EV_PERSIST,
+		    agent_watchdog_cb, a);
+		tv.tv_sec = (time_t)(usec / 2 / 1000000);
+		tv.tv_usec = (suseconds_t)(usec / 2 % 1000000);
+		evtimer_add(a->ev_watchdog, &tv);
+	}
+}
+
+/* First attempt on the preferred path. */
+void
+agent_start(struct agent *a)
+{
+	a->cycle_start = 0;
+	a->cycle_tried = 0;
+	agent_attempt(a, 0);
+}
+
+/* SIGTERM: say goodbye to the relay so it frees the ports at once. */
+void
+agent_stop(struct agent *a)
+{
+	struct session *sess = a->sess;
+
+	a->stopping = 1;
+	agent_probe_stop(a);
+	event_del(a->ev_retry);
+	if (sess != NULL) {
+		a->sess = NULL;
+		session_close(sess, "shutting down", 0);
+		session_free(sess);
+	}
+}
+
+/* SIGHUP with a valid new config: apply now or after the session goes. */
+void
+agent_reload(struct agent *a, struct agent_config *c)
+{
+	if (config_same_session(a->conf, c)) {
+		a->conf->ka_interval = c->ka_interval;
+		a->conf->ka_count = c->ka_count;
+		a->conf->backoff_initial = c->backoff_initial;
+		a->conf->backoff_max = c->backoff_max;
+		a->bo.initial_ms = c->backoff_initial * 1000;
+		a->bo.max_ms = c->backoff_max * 1000;
+		config_free(c);
+		log_info("configuration reloaded; session unchanged (new "
+		    "timers apply to the next session)");
+		return;
+	}
+	config_free(a->next_conf);
+	a->next_conf = c;
+	log_info("configuration reloaded; reconnecting with it");
+	if (a->sess != NULL) {
+		agent_probe_stop(a);
+		session_close(a->sess, "configuration reloaded", 0);
+		return;
+	}
+	agent_swap_conf(a);
+	a->cycle_start = 0;
+	a->cycle_tried = 0;
+	agent_attempt(a, 0);
+}
+
+/* Free everything at exit (sanitizer-clean shutdown). */
+void
+agent_free(struct agent *a)
+{
+	agent_probe_stop(a);
+	if (a->sess != NULL)
+		session_free(a->sess);
+	netlink_close(a->nl);
+	event_free(a->ev_retry);
+	event_free(a->ev_probe);
+	event_free(a->ev_netlink);
+	if (a->ev_watchdog != NULL)
+		event_free(a->ev_watchdog);
+	evdns_base_free(a->dns, 0);
+	config_free(a->conf);
+	config_free(a->next_conf);
+}

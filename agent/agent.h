@@ -1,0 +1,159 @@
+/* simtun-agent: the device side, one reverse-forwarding ssh session. */
+#ifndef SIMTUN_AGENT_H
+#define SIMTUN_AGENT_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common.h"
+
+struct agent;
+struct session;
+
+#define AGENT_STABLE_SECS	60	/* up this long: backoff starts over */
+#define AGENT_NETLINK_DELAY_MS	150	/* let link, address, route settle */
+
+/* One [forward NAME]: remote [bind:]port on the relay -> local host:port. */
+struct forward {
+	TAILQ_ENTRY(forward) entry;
+	char		*name;
+	char		*remote_host;	/* NULL = "" (all addresses) */
+	uint16_t	 remote_port;
+	char		*local_host;
+	uint16_t	 local_port;
+	struct sockaddr_storage local_ss;
+	socklen_t	 local_len;
+	int		 line;
+};
+TAILQ_HEAD(forwards, forward);
+
+/* One [path NAME]: interface and/or source address, own relay address. */
+struct path {
+	TAILQ_ENTRY(path) entry;
+	char		*name;
+	char		*interface;	/* SO_BINDTODEVICE */
+	char		*source;	/* bind() before connect */
+	char		*host;		/* relay address on this path */
+	uint16_t	 port;		/* 0 = [relay] port */
+	int		 index;		/* 0 = preferred */
+	int		 line;
+};
+TAILQ_HEAD(paths, path);
+
+struct agent_config {
+	char		*file;
+	char		*identity;
+	char		*user;
+	unsigned long	 ka_interval;
+	unsigned long	 ka_count;
+	unsigned long	 backoff_initial;
+	unsigned long	 backoff_max;
+	char		*relay_host;
+	uint16_t	 relay_port;
+	char		*host_key;	/* "SHA256:..." */
+	char		*known_hosts;
+	struct forwards	 forwards;
+	struct paths	 paths;
+	int		 npaths;
+	ssh_key		 key;		/* loaded identity */
+
+	/* parser state */
+	int		 section;
+	char		*cur_section;
+	struct forward	*cur_forward;
+	struct path	*cur_path;
+};
+
+/* config.c */
+struct agent_config *config_load(const char *, char *, size_t);
+void	 config_free(struct agent_config *);
+int	 config_same_session(struct agent_config *, struct agent_config *);
+unsigned int config_connect_timeout(struct agent_config *);
+const char *path_host(struct agent_config *, struct path *);
+uint16_t path_port(struct agent_config *, struct path *);
+
+/* backoff.c: exponential, full jitter, bounded by [initial, max] */
+struct backoff {
+	unsigned long	 initial_ms;
+	unsigned long	 max_ms;
+	unsigned int	 n;
+};
+void	 backoff_init(struct backoff *, unsigned long, unsigned long);
+unsigned long backoff_next(struct backoff *);
+void	 backoff_reset(struct backoff *);
+
+/* path.c: resolve and connect on a path with a deadline; probe a path */
+struct dial;
+typedef void (*dial_cb)(struct dial *, int, const char *, void *);
+struct dial *dial_start(struct agent *, struct path *, unsigned int, dial_cb,
+	    void *);
+void	 dial_cancel(struct dial *);
+const char *dial_peer(struct dial *);
+struct probe;
+struct probe *probe_start(struct agent *, struct path *,
+	    void (*)(struct probe *, int, const char *, void *), void *);
+void	 probe_cancel(struct probe *);
+
+/* session.c: one ssh connection to the relay and its forwards */
+enum session_state {
+	SESS_DIAL, SESS_HANDSHAKE, SESS_AUTH, SESS_FORWARD, SESS_UP, SESS_DEAD
+};
+struct session;
+struct session *session_new(struct agent *, struct path *);
+void	 session_close(struct session *, const char *, int);
+void	 session_disconnect(struct session *);
+void	 session_free(struct session *);
+int	 session_is_up(struct session *);
+struct path *session_path(struct session *);
+
+/* forward.c: forwarded channels from the relay -> local connections */
+struct fwd_chans {
+	struct pumps	 pumps;
+	int		 n;
+};
+void	 forward_accept_all(struct session *, struct sshio *, struct fwd_chans *,
+	    struct agent_config *, const int *);
+void	 forward_kick_all(struct fwd_chans *);
+void	 forward_free_all(struct fwd_chans *);
+
+/* netlink.c: link/address/route changes */
+struct netlink;
+struct netlink *netlink_open(struct event_base *, void (*)(void *), void *);
+void	 netlink_close(struct netlink *);
+
+/* agent.c: what to try next, and when */
+struct agent {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct agent_config *conf;
+	struct agent_config *next_conf;	/* reload waiting for the close */
+	struct session	*sess;
+	struct backoff	 bo;
+	struct event	*ev_retry;
+	struct event	*ev_probe;
+	struct event	*ev_netlink;
+	struct event	*ev_watchdog;
+	struct probe	*probe;
+	struct netlink	*nl;
+	int		 cycle_start;	/* path index this cycle began at */
+	int		 cycle_tried;	/* paths tried in this cycle */
+	int		 cur;		/* path index being tried / used */
+	int		 waiting;	/* in backoff */
+	int		 moving;	/* closing to return to path 0 */
+	int		 stopping;
+	char		 last_error[256];
+};
+void	 agent_init(struct agent *, struct event_base *, struct agent_config *);
+void	 agent_start(struct agent *);
+void	 agent_stop(struct agent *);
+void	 agent_reload(struct agent *, struct agent_config *);
+void	 agent_session_up(struct agent *, struct session *);
+void	 agent_session_closed(struct agent *, struct session *, int, int,
+	    time_t, const char *);
+void	 agent_status(struct agent *, const char *, ...) PRINTFLIKE(2, 3);
+void	 agent_netlink_changed(void *);
+void	 agent_free(struct agent *);
+
+#endif

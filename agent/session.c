@@ -1,0 +1,565 @@
+/* One ssh session to the relay: handshake, host key, auth, forwards, keepalive. */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libssh/server.h>
+
+#include "agent.h"
+
+struct session {
+	struct agent	*a;
+	struct agent_config *conf;
+	struct path	*path;
+	enum session_state state;
+	struct dial	*dial;
+	int		 fd;		/* ours, watched by libevent */
+	int		 sshfd;		/* libssh's dup, libssh closes it */
+	ssh_session	 s;
+	struct sshio	 io;
+	int		 io_init;
+	struct ssh_counter_struct scnt;	/* socket bytes */
+	struct ssh_counter_struct rcnt;	/* packets */
+	struct event	*ev_deadline;	/* handshake must finish by then */
+	struct event	*ev_ka;		/* keepalive tick */
+	struct event	*ev_free;	/* deferred teardown */
+	int		 nfwd;
+	int		 fwd_idx;	/* forward being requested */
+	int		*bound;		/* granted port per forward, 0 = no */
+	int		 ngranted;
+	struct fwd_chans chans;
+	time_t		 started;
+	time_t		 up_since;
+	int		 ka_out;	/* a probe is outstanding */
+	uint64_t	 ka_in;		/* packets received before the probe */
+	unsigned long	 ka_missed;
+	int		 was_up;
+	int		 path_dead;
+	char		 reason[256];
+	char		 peer[INET6_ADDRSTRLEN + 8];
+};
+
+static void session_step(struct session *);
+
+/* Seconds on a clock that does not jump. */
+static time_t
+session_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* Name of the path for logs. */
+static const char *
+session_path_name(struct session *sess)
+{
+	return sess->path ? sess->path->name : "default route";
+}
+
+/* Is the session established with its forwards? */
+int
+session_is_up(struct session *sess)
+{
+	return sess->state == SESS_UP;
+}
+
+/* The path this session uses (NULL = default route). */
+struct path *
+session_path(struct session *sess)
+{
+	return sess->path;
+}
+
+/*
+ * The one close path: log why with byte counts, say goodbye to the relay
+ * when it can hear it, and free later from the loop.
+ */
+void
+session_close(struct session *sess, const char *why, int path_dead)
+{
+	time_t up = 0;
+
+	if (sess->state == SESS_DEAD)
+		return;
+	snprintf(sess->reason, sizeof sess->reason, "%s", why);
+	sess->path_dead = path_dead;
+	if (sess->was_up)
+		up = session_now() - sess->up_since;
+	if (sess->was_up)
+		log_warnx("session to %s via %s closed: %s (up %lld s, "
+		    "in %" PRIu64 " bytes, out %" PRIu64 " bytes)", sess->peer,
+		    session_path_name(sess), why, (long long)up,
+		    sess->scnt.in_bytes, sess->scnt.out_bytes);
+	else
+		log_warnx("connecting to %s via %s failed: %s",
+		    sess->peer, session_path_name(sess), why);
+	if (!path_dead)
+		session_disconnect(sess);
+	sess->state = SESS_DEAD;
+	if (sess->dial != NULL) {
+		dial_cancel(sess->dial);
+		sess->dial = NULL;
+	}
+	event_del(sess->ev_deadline);
+	event_del(sess->ev_ka);
+	if (sess->io_init) {
+		event_del(sess->io.ev_rd);
+		event_del(sess->io.ev_wr);
+	}
+	event_active(sess->ev_free, EV_TIMEOUT, 0);
+}
+
+/*
+ * Proper goodbye: close channels, send SSH_MSG_DISCONNECT and push it out
+ * so the relay frees the ports at once instead of waiting for keepalives.
+ */
+void
+session_disconnect(struct session *sess)
+{
+	if (sess->s == NULL || sess->state < SESS_HANDSHAKE ||
+	    sess->state == SESS_DEAD || sess->fd == -1)
+		return;
+	forward_free_all(&sess->chans);
+	if (sess->state >= SESS_AUTH) {
+		net_nonblock(sess->fd);
+		ssh_blocking_flush(sess->s, 200);
+		/*
+		 * libssh 0.10 writes a packet at once only after a poll saw
+		 * the socket writable with nothing queued; ssh_disconnect
+		 * drops whatever it queued. One idle poll pass arms that.
+		 */
+		if (sshio_attach(&sess->io) == 0)
+			ssh_event_dopoll(sess->io.sev, 0);
+	}
+	ssh_disconnect(sess->s);
+	/* libssh drops the session's fd; nothing more goes out after this */
+	shutdown(sess->fd, SHUT_RDWR);
+}
+
+/* Deferred teardown: tell the agent what happened, then it frees us. */
+static void
+session_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+	time_t up = sess->was_up ? session_now() - sess->up_since : 0;
+
+	(void)fd;
+	(void)what;
+	agent_session_closed(sess->a, sess, sess->was_up, sess->path_dead, up,
+	    sess->reason);
+}
+
+/* Free everything; only from agent_session_closed or shutdown. */
+void
+session_free(struct session *sess)
+{
+	if (sess == NULL)
+		return;
+	if (sess->dial != NULL)
+		dial_cancel(sess->dial);
+	forward_free_all(&sess->chans);
+	if (sess->io_init)
+		sshio_clear(&sess->io);
+	if (sess->s != NULL) {
+		if (sess->state != SESS_DEAD)
+			ssh_silent_disconnect(sess->s);
+		ssh_free(sess->s);
+	}
+	if (sess->fd != -1)
+		close(sess->fd);
+	event_free(sess->ev_deadline);
+	event_free(sess->ev_ka);
+	event_free(sess->ev_free);
+	free(sess->bound);
+	free(sess);
+}
+
+/* The handshake (connect to forwards granted) took too long. */
+static void
+session_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)fd;
+	(void)what;
+	session_close(sess, "relay did not finish the ssh handshake in time",
+	    1);
+}
+
+/* Push out what libssh holds; a write error ends the session. */
+static void
+session_flush(struct session *sess)
+{
+	if (sess->state == SESS_DEAD)
+		return;
+	if (sshio_flush(&sess->io) == -1)
+		session_close(sess, "write to relay failed", 0);
+}
+
+/* After any libssh activity: new channels, pumps to move, output to push. */
+static void
+session_after_poll(struct session *sess)
+{
+	if (sess->state != SESS_UP)
+		return;
+	forward_accept_all(sess, &sess->io, &sess->chans, sess->conf,
+	    sess->bound);
+	forward_kick_all(&sess->chans);
+	session_flush(sess);
+}
+
+/*
+ * Keepalive tick. libssh 0.10 has no reply callback, so liveness is "any
+ * packet from the relay since the probe" (its packet counter). One probe
+ * at a time: libssh's global request slot is shared and a second probe
+ * while one is pending would be dropped silently.
+ */
+static void
+session_ka_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+	uint64_t out;
+	char why[128];
+
+	(void)fd;
+	(void)what;
+	if (sess->state != SESS_UP)
+		return;
+	if (sess->ka_out) {
+		if (sess->rcnt.in_packets == sess->ka_in) {
+			sess->ka_missed++;
+			log_debug("keepalive %lu/%lu unanswered",
+			    sess->ka_missed, sess->conf->ka_count);
+			if (sess->ka_missed >= sess->conf->ka_count) {
+				snprintf(why, sizeof why, "relay silent: %lu "
+				    "keepalives unanswered over %lu s",
+				    sess->ka_missed, sess->ka_missed *
+				    sess->conf->ka_interval);
+				session_close(sess, why, 1);
+			}
+			return;
+		}
+		sess->ka_out = 0;
+		sess->ka_missed = 0;
+	}
+	sess->ka_in = sess->rcnt.in_packets;
+	out = sess->rcnt.out_packets;
+	ssh_send_keepalive(sess->s);
+	/* the first call may only have collected the last probe's answer */
+	if (sess->rcnt.out_packets == out)
+		ssh_send_keepalive(sess->s);
+	sess->ka_out = 1;
+	if (ssh_get_status(sess->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
+		session_close(sess, "relay closed the connection", 0);
+		return;
+	}
+	session_after_poll(sess);
+}
+
+/* Check the relay's host key before anything is sent under our name. */
+static int
+session_check_hostkey(struct session *sess, char *why, size_t len)
+{
+	struct agent_config *c = sess->conf;
+	struct ssh_knownhosts_entry *entry = NULL;
+	enum ssh_known_hosts_e st;
+	ssh_key key = NULL;
+	char *fp, *want;
+
+	if (ssh_get_server_publickey(sess->s, &key) != SSH_OK) {
+		snprintf(why, len, "no host key from relay");
+		return -1;
+	}
+	fp = key_fingerprint(key);
+	ssh_key_free(key);
+	if (c->host_key != NULL) {
+		if (strcmp(fp, c->host_key) != 0) {
+			log_error("relay %s HOST KEY MISMATCH: relay presented "
+			    "%s, pinned host_key is %s; not authenticating, "
+			    "nothing forwarded", sess->peer, fp, c->host_key);
+			snprintf(why, len, "host key mismatch (got %s, "
+			    "expected %s)", fp, c->host_key);
+			free(fp);
+			return -1;
+		}
+		log_debug("relay host key %s matches the pinned one", fp);
+		free(fp);
+		return 0;
+	}
+	st = ssh_session_is_known_server(sess->s);
+	switch (st) {
+	case SSH_KNOWN_HOSTS_OK:
+		log_debug("relay host key %s found in %s", fp, c->known_hosts);
+		free(fp);
+		return 0;
+	case SSH_KNOWN_HOSTS_CHANGED:
+	case SSH_KNOWN_HOSTS_OTHER:
+		want = NULL;
+		if (ssh_session_get_known_hosts_entry(sess->s, &entry) !=
+		    SSH_KNOWN_HOSTS_ERROR && entry != NULL &&
+		    entry->publickey != NULL)
+			want = key_fingerprint(entry->publickey);
+		log_error("relay %s HOST KEY MISMATCH: relay presented %s, "
+		    "%s lists %s; not authenticating, nothing forwarded",
+		    sess->peer, fp, c->known_hosts,
+		    want ? want : "a key of another type");
+		snprintf(why, len, "host key mismatch (got %s, expected %s)",
+		    fp, want ? want : "another key type");
+		free(want);
+		if (entry != NULL)
+			ssh_knownhosts_entry_free(entry);
+		break;
+	case SSH_KNOWN_HOSTS_UNKNOWN:
+	case SSH_KNOWN_HOSTS_NOT_FOUND:
+		log_error("relay %s host key %s is not in %s; refusing (never "
+		    "trusted on first use: check it and add it)", sess->peer,
+		    fp, c->known_hosts);
+		snprintf(why, len, "unknown host key %s", fp);
+		break;
+	default:
+		snprintf(why, len, "known_hosts check failed: %s",
+		    ssh_get_error(sess->s));
+		break;
+	}
+	free(fp);
+	return -1;
+}
+
+/* All forwards asked: go up if at least one was granted. */
+static void
+session_go_up(struct session *sess)
+{
+	struct timeval tv = { (time_t)sess->conf->ka_interval, 0 };
+
+	if (sess->ngranted == 0) {
+		session_close(sess, "relay refused every forward", 0);
+		return;
+	}
+	if (sshio_attach(&sess->io) == -1) {
+		session_close(sess, "ssh_event_new failed", 0);
+		return;
+	}
+	event_del(sess->ev_deadline);
+	sess->state = SESS_UP;
+	sess->was_up = 1;
+	sess->up_since = session_now();
+	evtimer_add(sess->ev_ka, &tv);
+	agent_session_up(sess->a, sess);
+}
+
+/* Ask for the forwards one at a time (one global request slot). */
+static int
+session_forwards(struct session *sess)
+{
+	struct forward *f;
+	int i, rc, bound;
+
+	for (;;) {
+		i = 0;
+		TAILQ_FOREACH(f, &sess->conf->forwards, entry)
+			if (i++ == sess->fwd_idx)
+				break;
+		if (f == NULL)
+			return 0;
+		bound = 0;
+		rc = ssh_channel_listen_forward(sess->s, f->remote_host,
+		    f->remote_port, &bound);
+		if (rc == SSH_AGAIN)
+			return 1;
+		if (rc == SSH_OK) {
+			sess->bound[sess->fwd_idx] = f->remote_port;
+			sess->ngranted++;
+			log_info("forward %s: relay %s listens on port %u -> "
+			    "%s:%u", f->name, sess->peer, f->remote_port,
+			    f->local_host, f->local_port);
+		} else if (ssh_get_error_code(sess->s) == SSH_REQUEST_DENIED) {
+			log_warnx("forward %s: relay %s refused port %u (in use "
+			    "or not permitted for this key)", f->name,
+			    sess->peer, f->remote_port);
+		} else {
+			return -1;
+		}
+		sess->fwd_idx++;
+	}
+}
+
+/* Advance the state machine as far as the data at hand allows. */
+static void
+session_step(struct session *sess)
+{
+	char why[512];
+	int rc;
+
+	switch (sess->state) {
+	case SESS_HANDSHAKE:
+		rc = ssh_connect(sess->s);
+		if (rc == SSH_AGAIN)
+			break;
+		if (rc != SSH_OK) {
+			snprintf(why, sizeof why, "ssh handshake: %s",
+			    ssh_get_error(sess->s));
+			session_close(sess, why, 0);
+			return;
+		}
+		net_nonblock(sess->fd);
+		if (session_check_hostkey(sess, why, sizeof why) == -1) {
+			session_close(sess, why, 0);
+			return;
+		}
+		sess->state = SESS_AUTH;
+		/* FALLTHROUGH */
+	case SESS_AUTH:
+		rc = ssh_userauth_publickey(sess->s, NULL, sess->conf->key);
+		net_nonblock(sess->fd);
+		if (rc == SSH_AUTH_AGAIN)
+			break;
+		if (rc != SSH_AUTH_SUCCESS) {
+			snprintf(why, sizeof why, "relay refused our key for "
+			    "user %s%s%s", sess->conf->user,
+			    rc == SSH_AUTH_ERROR ? ": " : "",
+			    rc == SSH_AUTH_ERROR ? ssh_get_error(sess->s) : "");
+			session_close(sess, why, 0);
+			return;
+		}
+		log_debug("authenticated to %s as %s", sess->peer,
+		    sess->conf->user);
+		sess->state = SESS_FORWARD;
+		/* FALLTHROUGH */
+	case SESS_FORWARD:
+		rc = session_forwards(sess);
+		net_nonblock(sess->fd);
+		if (rc == 1)
+			break;
+		if (rc == -1) {
+			snprintf(why, sizeof why, "forward request: %s",
+			    ssh_get_error(sess->s));
+			session_close(sess, why, 0);
+			return;
+		}
+		session_go_up(sess);
+		if (sess->state != SESS_UP)
+			return;
+		/* FALLTHROUGH */
+	case SESS_UP:
+		if (sshio_poll(&sess->io) == -1) {
+			snprintf(why, sizeof why, "relay closed the connection"
+			    "%s%s", *ssh_get_error(sess->s) ? ": " : "",
+			    ssh_get_error(sess->s));
+			session_close(sess, why, 0);
+			return;
+		}
+		session_after_poll(sess);
+		return;
+	default:
+		return;
+	}
+	session_flush(sess);
+}
+
+/* Readiness on the relay socket. */
+static void
+session_io(void *arg, short what)
+{
+	struct session *sess = arg;
+
+	(void)what;
+	if (sess->state == SESS_DEAD)
+		return;
+	session_step(sess);
+}
+
+/* TCP is up: hand the socket to libssh and start the handshake. */
+static void
+session_dialed(struct dial *d, int fd, const char *cause, void *arg)
+{
+	struct session *sess = arg;
+	struct agent_config *c = sess->conf;
+	struct timeval tv;
+	const char *host = path_host(c, sess->path);
+	unsigned int port = path_port(c, sess->path);
+	long nolog = SSH_LOG_NOLOG, proto = SSH_LOG_PROTOCOL;
+	int no = 0;
+
+	snprintf(sess->peer, sizeof sess->peer, "%s", dial_peer(d));
+	sess->dial = NULL;
+	if (fd == -1) {
+		session_close(sess, cause, 1);
+		return;
+	}
+	sess->fd = fd;
+	net_user_timeout(fd, (unsigned int)(c->ka_interval * c->ka_count *
+	    1000));
+	net_keepalive(fd);
+	if ((sess->s = ssh_new()) == NULL)
+		fatalx("ssh_new");
+	ssh_options_set(sess->s, SSH_OPTIONS_PROCESS_CONFIG, &no);
+	/*
+	 * libssh 0.10.6 closes the fd it was given (ssh_disconnect, ssh_free);
+	 * it gets its own dup so ours stays valid for libevent until we close.
+	 */
+	if ((sess->sshfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		session_close(sess, "dup: out of file descriptors", 0);
+		return;
+	}
+	ssh_options_set(sess->s, SSH_OPTIONS_FD, &sess->sshfd);
+	ssh_options_set(sess->s, SSH_OPTIONS_HOST, host);
+	ssh_options_set(sess->s, SSH_OPTIONS_PORT, &port);
+	ssh_options_set(sess->s, SSH_OPTIONS_USER, c->user);
+	ssh_options_set(sess->s, SSH_OPTIONS_LOG_VERBOSITY,
+	    log_get_verbose() >= 3 ? &proto : &nolog);
+	ssh_options_set(sess->s, SSH_OPTIONS_KNOWNHOSTS,
+	    c->known_hosts ? c->known_hosts : "/dev/null");
+	ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+	ssh_set_counters(sess->s, &sess->scnt, &sess->rcnt);
+	ssh_set_blocking(sess->s, 0);
+	sshio_init(&sess->io, sess->a->base, sess->s, fd, session_io, sess);
+	sess->io_init = 1;
+	sess->state = SESS_HANDSHAKE;
+	tv.tv_sec = 2 * config_connect_timeout(c);
+	tv.tv_usec = 0;
+	evtimer_add(sess->ev_deadline, &tv);
+	log_debug("connected to %s via %s; ssh handshake", sess->peer,
+	    session_path_name(sess));
+	session_step(sess);
+}
+
+/* Start a session on a path (NULL = default route). */
+struct session *
+session_new(struct agent *a, struct path *path)
+{
+	struct session *sess;
+	struct forward *f;
+
+	sess = xcalloc(1, sizeof *sess);
+	sess->a = a;
+	sess->conf = a->conf;
+	sess->path = path;
+	sess->fd = -1;
+	sess->state = SESS_DIAL;
+	sess->started = session_now();
+	TAILQ_INIT(&sess->chans.pumps);
+	TAILQ_FOREACH(f, &a->conf->forwards, entry)
+		sess->nfwd++;
+	sess->bound = xcalloc((size_t)sess->nfwd, sizeof *sess->bound);
+	sess->ev_deadline = evtimer_new(a->base, session_deadline_cb, sess);
+	sess->ev_ka = event_new(a->base, -1, EV_PERSIST, session_ka_cb, sess);
+	sess->ev_free = event_new(a->base, -1, 0, session_free_cb, sess);
+	if (!sess->ev_deadline || !sess->ev_ka || !sess->ev_free)
+		fatalx("event_new");
+	snprintf(sess->peer, sizeof sess->peer, "%s:%u",
+	    path_host(a->conf, path), path_port(a->conf, path));
+	log_info("connecting to %s via %s", sess->peer,
+	    path ? path->name : "default route");
+	sess->dial = dial_start(a, path, config_connect_timeout(a->conf),
+	    session_dialed, sess);
+	return sess;
+}
