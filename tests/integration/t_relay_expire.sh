@@ -29,6 +29,7 @@ log "device ssh (pid $dev1_pid) stopped"
 wait_until "$MAX" eval '! port_listening "$NS_RELAY" "$DEVICE_PORT"' ||
     fail "port $DEVICE_PORT still listening $(elapsed "$t0") s after the device stopped answering"
 dt=$(elapsed "$t0")
+relay_alive || fail "relay exited (not an expiry) $dt s after SIGSTOP"
 log "port $DEVICE_PORT freed $dt s after SIGSTOP"
 awk -v d="$dt" -v m="$MIN" 'BEGIN { exit !(d >= m) }' ||
     fail "session closed after only $dt s: fewer than 3 probes can have gone unanswered"
