@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "relay.h"
 
 /* Safe defaults, as documented in DESIGN.md and relay.conf(5). */
@@ -16,6 +18,12 @@ config_defaults(struct relay_config *c)
 	c->keepalive_interval = 15;
 	c->keepalive_count_max = 3;
 	c->max_startups = 64;
+	c->startups_begin = 64;
+	c->startups_rate = 100;
+	c->startups_full = 64;
+	c->max_startups_per_source = 10;
+	c->penalty_failures = 10;
+	c->penalty_time = 30;
 	c->login_grace_time = 20;
 	c->max_auth_tries = 6;
 	c->max_forwards = 16;
@@ -37,6 +45,7 @@ config_clear(struct relay_config *c)
 	free(c->authorized_keys);
 	free(c->forward_address);
 	free(c->control_socket);
+	free(c->penalty_exempt);
 	memset(c, 0, sizeof *c);
 }
 
@@ -106,6 +115,59 @@ config_number(struct config_ctx *ctx, unsigned long *dst, const char *name,
 	return 1;
 }
 
+/* max_startups = full, or start:rate:full as in sshd_config(5). */
+static int
+config_startups(struct config_ctx *ctx, struct relay_config *c, const char *v)
+{
+	unsigned long b, rate, full;
+	char x;
+
+	if (sscanf(v, "%lu:%lu:%lu%c", &b, &rate, &full, &x) == 3) {
+		if (b < 1 || full > 100000 || b > full || rate > 100)
+			return config_error(ctx, "max_startups: \"%s\": need "
+			    "1 <= start <= full <= 100000 and rate <= 100", v);
+	} else if (config_number(ctx, &full, "max_startups", v, 1, 100000)) {
+		b = full;
+		rate = 100;
+	} else
+		return 0;
+	c->max_startups = full;
+	c->startups_begin = (unsigned int)b;
+	c->startups_rate = (unsigned int)rate;
+	c->startups_full = (unsigned int)full;
+	return 1;
+}
+
+/* A from=-style address list (CIDR, wildcards, '!'). */
+static int
+config_addrlist(struct config_ctx *ctx, char **dst, const char *name,
+    const char *v)
+{
+	char *copy, *tok, *save = NULL;
+	unsigned char buf[16];
+	char net[64], *slash;
+
+	copy = xstrdup(v);
+	for (tok = strtok_r(copy, ", ", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", ", &save)) {
+		if (*tok == '!')
+			tok++;
+		if ((slash = strchr(tok, '/')) == NULL)
+			continue;
+		snprintf(net, sizeof net, "%.*s", (int)(slash - tok), tok);
+		if ((inet_pton(AF_INET, net, buf) != 1 &&
+		    inet_pton(AF_INET6, net, buf) != 1) ||
+		    strspn(slash + 1, "0123456789") != strlen(slash + 1) ||
+		    slash[1] == '\0' || atoi(slash + 1) > 128) {
+			config_error(ctx, "%s: bad network \"%s\"", name, tok);
+			free(copy);
+			return 0;
+		}
+	}
+	free(copy);
+	return config_string(ctx, dst, name, v);
+}
+
 /* inih handler for relay.conf. */
 static int
 config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
@@ -140,8 +202,17 @@ config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
 		return config_number(ctx, &c->keepalive_count_max, name, v, 1,
 		    100);
 	if (!strcmp(name, "max_startups"))
-		return config_number(ctx, &c->max_startups, name, v, 1,
-		    100000);
+		return config_startups(ctx, c, v);
+	if (!strcmp(name, "max_startups_per_source"))
+		return config_number(ctx, &c->max_startups_per_source, name, v,
+		    0, 100000);
+	if (!strcmp(name, "penalty_failures"))
+		return config_number(ctx, &c->penalty_failures, name, v, 0,
+		    1000);
+	if (!strcmp(name, "penalty_time"))
+		return config_number(ctx, &c->penalty_time, name, v, 1, 3600);
+	if (!strcmp(name, "penalty_exempt"))
+		return config_addrlist(ctx, &c->penalty_exempt, name, v);
 	if (!strcmp(name, "login_grace_time"))
 		return config_number(ctx, &c->login_grace_time, name, v, 1,
 		    600);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <systemd/sd-daemon.h>
 
 #include "relay.h"
@@ -68,6 +69,7 @@ main_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	penalty_gc();
 	TAILQ_FOREACH(sess, &r->sessions, entry)
 		if (sess->state == SESSION_ACTIVE)
 			n++;
@@ -120,6 +122,8 @@ main(int argc, char **argv)
 		exit(1);
 	}
 	ssh_init();
+	if (sodium_init() == -1)
+		fatalx("sodium_init");
 	if (verbose > 1)
 		ssh_set_log_level(SSH_LOG_PROTOCOL);
 	if (check) {
@@ -197,6 +201,7 @@ main(int argc, char **argv)
 	event_free(ev_hup);
 	event_free(ev_tick);
 	authkeys_free(&relay.keys);
+	penalty_clear();
 	ssh_bind_free(relay.bind);
 	free(relay.host_fp);
 	config_clear(&relay.conf);

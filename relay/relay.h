@@ -24,7 +24,14 @@ struct relay_config {
 	char		*forward_address;
 	unsigned long	 keepalive_interval;
 	unsigned long	 keepalive_count_max;
-	unsigned long	 max_startups;
+	unsigned long	 max_startups;	/* = startups_full */
+	unsigned int	 startups_begin;
+	unsigned int	 startups_rate;
+	unsigned int	 startups_full;
+	unsigned long	 max_startups_per_source;
+	unsigned long	 penalty_failures;
+	unsigned long	 penalty_time;
+	char		*penalty_exempt;
 	unsigned long	 login_grace_time;
 	unsigned long	 max_auth_tries;
 	unsigned long	 max_forwards;
@@ -126,6 +133,13 @@ void	config_clear(struct relay_config *);
 int	server_load_hostkey(struct relay *, char *, size_t);
 int	server_listen(struct relay *);
 void	server_close(struct relay *);
+
+/* penalty.c */
+int	penalty_admit(struct relay *, const char *, const char **);
+void	penalty_unauth(struct relay *, const char *, int);
+void	penalty_auth_failed(struct relay *, const char *);
+void	penalty_gc(void);
+void	penalty_clear(void);
 
 /* session.c */
 void	session_accept(struct relay *, int, struct sockaddr *);

@@ -75,8 +75,10 @@ session_close(struct session *sess, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	if (sess->state != SESSION_ACTIVE)
+	if (sess->state != SESSION_ACTIVE) {
 		r->nunauth--;
+		penalty_unauth(r, sess->peer, -1);
+	}
 	from_dev = sess->bytes_in;
 	to_dev = sess->bytes_out;
 	TAILQ_FOREACH(p, &sess->pumps, entry) {
@@ -132,6 +134,7 @@ session_kick_pumps(struct session *sess)
 static void
 session_auth_failed(struct session *sess)
 {
+	penalty_auth_failed(sess->relay, sess->peer);
 	if (++sess->auth_tries >= sess->relay->conf.max_auth_tries)
 		session_close(sess, "too many authentication attempts (%u)",
 		    sess->auth_tries);
@@ -180,6 +183,7 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	sess->state = SESSION_ACTIVE;
 	sess->since = time(NULL);
 	r->nunauth--;
+	penalty_unauth(r, sess->peer, -1);
 	log_info("device %s authenticated from %s port %d (key %s)",
 	    sess->name, sess->peer, sess->peer_port, sess->fp);
 	{
@@ -397,6 +401,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 {
 	struct timeval tv = { (time_t)r->conf.login_grace_time, 0 };
 	struct session *sess;
+	const char *why;
 	char addr[64];
 	int port;
 
@@ -405,10 +410,9 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 		close(fd);
 		return;
 	}
-	if (r->nunauth >= r->conf.max_startups) {
-		log_warnx("refused connection from %s port %d: %u "
-		    "unauthenticated connections (max_startups)", addr, port,
-		    r->nunauth);
+	if (penalty_admit(r, addr, &why) == -1) {
+		log_warnx("refused connection from %s port %d: %s", addr, port,
+		    why);
 		r->refused++;
 		close(fd);
 		return;
@@ -459,6 +463,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 	sshio_init(&sess->io, r->base, sess->s, fd, session_io, sess);
 	sess->state = SESSION_KEX;
 	r->nunauth++;
+	penalty_unauth(r, sess->peer, 1);
 	TAILQ_INSERT_TAIL(&r->sessions, sess, entry);
 	log_debug("connection from %s port %d", addr, port);
 	session_io(sess, EV_WRITE);
