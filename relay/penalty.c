@@ -159,7 +159,7 @@ penalty_auth_failed(struct relay *r, const char *addr)
 	src->blocked_until = now + t;
 	src->strikes++;
 	src->failures = 0;
-	log_warnx("source %s penalized for %lld s: %u failed authentications "
+	log_warnx("source %s penalized for %lld s: %lu failed authentications "
 	    "within %d s", addr, (long long)t, c->penalty_failures,
 	    PENALTY_WINDOW);
 }
