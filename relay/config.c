@@ -46,6 +46,7 @@ config_clear(struct relay_config *c)
 	free(c->forward_address);
 	free(c->control_socket);
 	free(c->penalty_exempt);
+	free(c->metrics_listen);
 	memset(c, 0, sizeof *c);
 }
 
@@ -211,6 +212,19 @@ config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
 		    1000);
 	if (!strcmp(name, "penalty_time"))
 		return config_number(ctx, &c->penalty_time, name, v, 1, 3600);
+	if (!strcmp(name, "metrics_listen")) {
+		char *h;
+		uint16_t port;
+
+		if (parse_hostport(v, &h, &port, 0, &why) == -1 ||
+		    net_resolve_listen(h, port, &ss, &sslen, &why) == -1) {
+			free(h);
+			return config_error(ctx, "metrics_listen: \"%s\": %s",
+			    v, why);
+		}
+		free(h);
+		return config_string(ctx, &c->metrics_listen, name, v);
+	}
 	if (!strcmp(name, "penalty_exempt"))
 		return config_addrlist(ctx, &c->penalty_exempt, name, v);
 	if (!strcmp(name, "login_grace_time"))

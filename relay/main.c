@@ -43,6 +43,7 @@ main_quit(evutil_socket_t sig, short what, void *arg)
 	server_close(r);
 	control_close(r->ctl);
 	r->ctl = NULL;
+	metrics_close(r);
 	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp)
 		session_close(sess, "relay shutting down");
 	event_base_loopexit(r->base, NULL);
@@ -166,6 +167,8 @@ main(int argc, char **argv)
 	if (server_listen(&relay) == -1)
 		exit(1);
 
+	if (metrics_open(&relay) == -1)
+		exit(1);
 	relay.ctl = control_open(relay.base, relay.conf.control_socket,
 	    relay_control, &relay);
 	ev_term = evsignal_new(relay.base, SIGTERM, main_quit, &relay);
@@ -196,6 +199,7 @@ main(int argc, char **argv)
 		listener_free(l);
 	server_close(&relay);
 	control_close(relay.ctl);
+	metrics_close(&relay);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);

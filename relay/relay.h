@@ -5,6 +5,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include <event2/http.h>
 #include <event2/listener.h>
 #include <libssh/server.h>
 
@@ -32,6 +33,7 @@ struct relay_config {
 	unsigned long	 penalty_failures;
 	unsigned long	 penalty_time;
 	char		*penalty_exempt;
+	char		*metrics_listen;
 	unsigned long	 login_grace_time;
 	unsigned long	 max_auth_tries;
 	unsigned long	 max_forwards;
@@ -120,6 +122,7 @@ struct relay {
 	uint64_t	 ka_failures;
 	int		 quitting;
 	struct control	*ctl;
+	struct evhttp	*http;
 };
 
 /* config.c */
@@ -133,6 +136,10 @@ void	config_clear(struct relay_config *);
 int	server_load_hostkey(struct relay *, char *, size_t);
 int	server_listen(struct relay *);
 void	server_close(struct relay *);
+
+/* metrics.c */
+int	metrics_open(struct relay *);
+void	metrics_close(struct relay *);
 
 /* penalty.c */
 int	penalty_admit(struct relay *, const char *, const char **);
