@@ -1,0 +1,61 @@
+#!/bin/bash
+# make demo: a real `ssh -p 4649` session through simtun-relay and simtun-agent.
+# Builds a small internet in network namespaces (a laptop, a relay, a carrier
+# doing CGNAT, a device running Debian's sshd behind it), starts the relay and
+# the agent, logs in from the laptop, reboots the device half-open and logs in
+# again, then removes everything it made.
+set -u
+if [ "$(id -u)" != 0 ]; then
+	echo "make demo needs root (it creates network namespaces): sudo make demo"
+	exit 1
+fi
+. "$(dirname "$0")/integration/lib.sh"
+. "$(dirname "$0")/integration/lib_agent.sh"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+show() { printf '    $ %s\n' "$*"; }
+
+require_relay
+require_agent
+
+step "1. Network: laptop and relay on an 'internet', the device behind a carrier NAT"
+netns_setup
+echo "    relay $RELAY_ADDR:$RELAY_PORT, laptop $LAPTOP_ADDR, device $DEVICE_ADDR (private, NATed by the carrier)"
+
+step "2. The device runs Debian's sshd on 127.0.0.1:22 (not reachable from outside)"
+start_device_sshd
+
+step "3. The relay: simtun-relay with the device's key in authorized_keys"
+sed 's/^/    /' "$T/relay/authorized_keys" | cut -c1-110
+start_relay
+echo "    host key: $(relay_fingerprint)"
+
+step "4. The device: simtun-agent, relay host key pinned, forward 4649 -> 127.0.0.1:22"
+agent_conf
+sed 's/^/    /' "$AGENT_CONF"
+t0=$(now)
+start_agent
+agent_wait_connected 15 || fail "the agent did not connect (log: $AGENT_LOG)"
+echo "    connected after $(elapsed "$t0") s"
+"$SIMTUN_BIN/simtunctl" -s "$T/relay/relay.sock" status | sed 's/^/    /'
+
+step "5. The laptop: ssh -p $DEVICE_PORT root@$RELAY_ADDR"
+show "ssh -p $DEVICE_PORT root@$RELAY_ADDR 'echo hello from \$(hostname); ip -4 -o addr show eth0; uptime'"
+wait_until 10 device_reachable || fail "laptop could not reach the device"
+laptop_ssh 'echo "hello from the device: namespace $(ip netns identify)"; ip -4 -o addr show dev eth0 | awk "{print \"device address: \" \$4}"; uptime' |
+    sed 's/^/    /' || fail "ssh -p $DEVICE_PORT failed"
+
+step "6. Reboot the device half-open: no FIN or RST ever reaches the relay"
+reboot_device
+echo "    new device address $DEVICE_ADDR; the old session still holds port $DEVICE_PORT on the relay"
+start_device_sshd
+t0=$(now)
+AGENT_PID=
+start_agent
+wait_until 15 device_reachable || fail "the rebooted device is not reachable"
+echo "    the laptop logs in again $(elapsed "$t0") s after the agent started"
+laptop_ssh 'echo "hello again from $(ip -4 -o addr show dev eth0 | awk "{print \$4}")"' | sed 's/^/    /'
+grep -E "taken over|replaced by" "$RELAY_LOG" | sed 's/^/    relay: /' | cut -c1-150
+
+step "7. Cleaning up (namespaces and processes are removed)"
+exit 0
