@@ -119,7 +119,11 @@ install: all
 	install -d $(DESTDIR)$(SYSCONFDIR)/simtun
 	for f in conf/*; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(SYSCONFDIR)/simtun/$$(basename $$f).example; done; true
 	install -d $(DESTDIR)$(UNITDIR)
-	for f in systemd/*.service; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(UNITDIR)/; done; true
+# the units name /usr/sbin: point them at the SBINDIR actually used
+	for f in systemd/*.service; do [ -f "$$f" ] || continue; \
+		sed 's|/usr/sbin/simtun-|$(SBINDIR)/simtun-|g' "$$f" >$(DESTDIR)$(UNITDIR)/$$(basename $$f).tmp && \
+		install -m 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$f).tmp $(DESTDIR)$(UNITDIR)/$$(basename $$f) && \
+		rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$f).tmp || exit 1; done
 	for s in 5 8; do for f in docs/*.$$s; do [ -f "$$f" ] && install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man$$s/; done; done; true
 
 clean:
