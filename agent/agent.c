@@ -197,10 +197,11 @@ agent_session_closed(struct agent *a, struct session *sess, int was_up,
 {
 	int n, start;
 
+	/* reason lives in sess: copy it before the free */
+	snprintf(a->last_error, sizeof a->last_error, "%s", reason);
 	a->sess = NULL;
 	session_free(sess);
 	agent_probe_stop(a);
-	snprintf(a->last_error, sizeof a->last_error, "%s", reason);
 	if (a->stopping)
 		return;
 	n = agent_npaths(a);

@@ -396,6 +396,7 @@ session_forwards(struct session *sess)
 static void
 session_step(struct session *sess)
 {
+	const char *err;
 	char why[512];
 	int rc;
 
@@ -451,10 +452,12 @@ session_step(struct session *sess)
 		/* FALLTHROUGH */
 	case SESS_UP:
 		if (sshio_poll(&sess->io) == -1) {
+			err = ssh_get_error(sess->s);
 			snprintf(why, sizeof why, "relay closed the connection"
-			    "%s%s", *ssh_get_error(sess->s) ? ": " : "",
-			    ssh_get_error(sess->s));
-			session_close(sess, why, 0);
+			    "%s%s", *err ? ": " : "", err);
+			/* TCP_USER_TIMEOUT: unacked data, the path is silent */
+			session_close(sess, why, strstr(err, "timed out") !=
+			    NULL);
 			return;
 		}
 		session_after_poll(sess);
@@ -496,7 +499,8 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 		return;
 	}
 	sess->fd = fd;
-	net_user_timeout(fd, (unsigned int)(c->ka_interval * c->ka_count *
+	/* a bit longer than the keepalive verdict, which then comes first */
+	net_user_timeout(fd, (unsigned int)(c->ka_interval * (c->ka_count + 1) *
 	    1000));
 	net_keepalive(fd);
 	if ((sess->s = ssh_new()) == NULL)

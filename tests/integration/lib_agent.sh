@@ -80,7 +80,7 @@ start_agent() {
 agent_alive() { [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; }
 
 # agent_connected_count: how many times the agent has logged "connected to".
-agent_connected_count() { grep -c 'connected to .* forwarding' "$AGENT_LOG" 2>/dev/null || true; }
+agent_connected_count() { grep -c 'simtun-agent: connected to .* forwarding' "$AGENT_LOG" 2>/dev/null || true; }
 
 # agent_wait_connected TIMEOUT [N]: wait until the agent logged its Nth "connected to".
 agent_wait_connected() {
@@ -106,8 +106,9 @@ arc_setup() {
 	netns_new "$NS_ARCGW"
 	inet_attach "$NS_ARCGW" "$ARCGW_ADDR"
 	relay_private_link "$NS_ARCGW" "$ARC_NET"
-	wg genkey >"$T/keys/wg_gw" && wg pubkey <"$T/keys/wg_gw" >"$T/keys/wg_gw.pub"
-	wg genkey >"$T/keys/wg_dev" && wg pubkey <"$T/keys/wg_dev" >"$T/keys/wg_dev.pub"
+	(umask 077; wg genkey >"$T/keys/wg_gw"; wg genkey >"$T/keys/wg_dev")
+	wg pubkey <"$T/keys/wg_gw" >"$T/keys/wg_gw.pub"
+	wg pubkey <"$T/keys/wg_dev" >"$T/keys/wg_dev.pub"
 	_wg_up "$NS_ARCGW" "$GW_IF" "$ARC_GW_ADDR/24" "$T/keys/wg_gw" 51820
 	nsx "$NS_ARCGW" wg set "$GW_IF" peer "$(cat "$T/keys/wg_dev.pub")" \
 	    allowed-ips "$ARC_DEV_ADDR/32"
@@ -142,7 +143,7 @@ _wg_up() {
 cellular_blackhole() {
 	nsx "$NS_CARRIER" nft -f - <<-EOF || fail "blackhole rules"
 	table ip blackhole {
-		chain fwd {
+		chain relaytcp {
 			type filter hook forward priority -10; policy accept;
 			ip daddr $RELAY_ADDR tcp dport $RELAY_PORT drop
 			ip saddr $RELAY_ADDR tcp sport $RELAY_PORT drop
