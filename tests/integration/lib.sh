@@ -353,7 +353,8 @@ relay_conf_value() {
 	printf '%s' "$val"
 }
 
-# start_simtun_relay [key = value ...]: simtun-relay -c conf -v in the relay ns; overrides go to [relay].
+# start_simtun_relay [key = value ...]: simtun-relay -c conf -v in the relay ns; overrides go to [relay]
+# (keys outside the fixed list are appended as given).
 start_simtun_relay() {
 	require_relay
 	local conf=$T/relay/relay.conf k
@@ -375,6 +376,14 @@ start_simtun_relay() {
 			control_socket) d="$T/relay/relay.sock";;
 			esac
 			echo "$k = $(relay_conf_value "$k" "$d" "$@")"
+		done
+		# any other "key = value" (metrics_listen, penalty_exempt...) as is
+		for k in "$@"; do
+			local kk=${k%%=*}; kk=${kk// /}
+			case " listen host_key authorized_keys forward_address keepalive_interval keepalive_count_max max_startups login_grace_time control_socket " in
+			*" $kk "*) ;;
+			*) echo "$k";;
+			esac
 		done
 	} >"$conf"
 	RELAY_LOG=$T/relay.log
