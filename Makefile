@@ -130,3 +130,4 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+include tests/fuzz/fuzz.mk
