@@ -61,6 +61,8 @@ struct agent_config {
 
 	/* parser state */
 	int		 section;
+	int		 identity_line;	/* 0 = default, not in the file */
+	int		 known_hosts_line;
 	char		*cur_section;
 	struct forward	*cur_forward;
 	struct path	*cur_path;

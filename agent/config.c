@@ -204,6 +204,7 @@ config_agent_key(struct config_ctx *ctx, struct agent_config *c,
 			return config_error(ctx, "identity: must be an "
 			    "absolute path");
 		config_set(&c->identity, v);
+		c->identity_line = ctx->line;
 	} else if (!strcmp(k, "user")) {
 		if (*v == '\0' || strpbrk(v, " \t\"@:/") != NULL)
 			return config_error(ctx, "user: bad login name '%s'",
@@ -256,6 +257,7 @@ config_relay_key(struct config_ctx *ctx, struct agent_config *c,
 			return config_error(ctx, "known_hosts: must be an "
 			    "absolute path");
 		config_set(&c->known_hosts, v);
+		c->known_hosts_line = ctx->line;
 	} else
 		return config_error(ctx, "unknown key '%s' in [relay]", k);
 	return 1;
@@ -356,13 +358,24 @@ config_handler_fn(struct config_ctx *ctx, void *arg, const char *section,
 	}
 }
 
+/* "file:line" for a key that was set, "file" for a default. */
+static const char *
+config_where(struct agent_config *c, int line, char *buf, size_t len)
+{
+	if (line > 0)
+		snprintf(buf, len, "%s:%d", c->file, line);
+	else
+		snprintf(buf, len, "%s", c->file);
+	return buf;
+}
+
 /* Rules that span keys; also loads and checks the identity. */
 static int
 config_validate(struct agent_config *c, char *err, size_t len)
 {
 	struct forward *f, *g;
 	struct path *p;
-	char kerr[512];
+	char kerr[512], w[512];
 
 	if (c->relay_host == NULL) {
 		snprintf(err, len, "%s: [relay] host is missing", c->file);
@@ -380,7 +393,8 @@ config_validate(struct agent_config *c, char *err, size_t len)
 		return -1;
 	}
 	if (c->known_hosts != NULL && access(c->known_hosts, R_OK) == -1) {
-		snprintf(err, len, "%s: known_hosts %s: %s", c->file,
+		snprintf(err, len, "%s: known_hosts %s: %s",
+		    config_where(c, c->known_hosts_line, w, sizeof w),
 		    c->known_hosts, strerror(errno));
 		return -1;
 	}
@@ -419,19 +433,23 @@ config_validate(struct agent_config *c, char *err, size_t len)
 		}
 	}
 	if (key_file_private_ok(c->identity, kerr, sizeof kerr) == -1) {
-		snprintf(err, len, "%s: identity %s", c->file, kerr);
+		snprintf(err, len, "%s: identity %s",
+		    config_where(c, c->identity_line, w, sizeof w), kerr);
 		return -1;
 	}
 	if (ssh_pki_import_privkey_file(c->identity, NULL, NULL, NULL,
 	    &c->key) != SSH_OK) {
 		snprintf(err, len, "%s: identity %s: cannot read an OpenSSH "
 		    "private key (passphrase-protected keys are not "
-		    "supported)", c->file, c->identity);
+		    "supported)", config_where(c, c->identity_line, w,
+		    sizeof w), c->identity);
 		return -1;
 	}
 	if (ssh_key_type(c->key) != SSH_KEYTYPE_ED25519) {
-		snprintf(err, len, "%s: identity %s: key type %s, expected "
-		    "ssh-ed25519", c->file, c->identity,
+		snprintf(err, len, "%s: identity %s: key type %s, "
+		    "expected ssh-ed25519", config_where(c, c->identity_line,
+		    w, sizeof w),
+		    c->identity,
 		    ssh_key_type_to_char(ssh_key_type(c->key)));
 		return -1;
 	}

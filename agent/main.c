@@ -57,6 +57,7 @@ main_sighup(evutil_socket_t sig, short what, void *arg)
 	sd_notify(0, "READY=1");
 }
 
+/* Parse options, load the config, run the loop until SIGTERM. */
 int
 main(int argc, char **argv)
 {

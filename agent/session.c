@@ -258,6 +258,8 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 	if (sess->rcnt.out_packets == out)
 		ssh_send_keepalive(sess->s);
 	sess->ka_out = 1;
+	log_debug("keepalive %s", sess->rcnt.out_packets != out ? "sent" :
+	    "still pending in libssh");
 	if (ssh_get_status(sess->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
 		session_close(sess, "relay closed the connection", 0);
 		return;
