@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <systemd/sd-daemon.h>
 
@@ -46,10 +47,11 @@ agent_status(struct agent *a, const char *fmt, ...)
 	char buf[512];
 	va_list ap;
 
-	(void)a;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
+	snprintf(a->status, sizeof a->status, "%s", buf);
+	a->state_since = time(NULL);
 	sd_notifyf(0, "STATUS=%s", buf);
 	log_debug("status: %s", buf);
 }
@@ -79,6 +81,9 @@ agent_wait(struct agent *a, int start)
 	a->cycle_start = start;
 	a->cycle_tried = 0;
 	evtimer_add(a->ev_retry, &tv);
+	clock_gettime(CLOCK_MONOTONIC, &a->retry_at);
+	a->retry_at.tv_sec += tv.tv_sec;
+	a->retry_at.tv_nsec += tv.tv_usec * 1000;
 	log_info("retrying in %.1f s", ms / 1000.0);
 	agent_status(a, "retrying in %lu s: %s", (ms + 500) / 1000,
 	    a->last_error);
@@ -390,4 +395,74 @@ agent_free(struct agent *a)
 	evdns_base_free(a->dns, 0);
 	config_free(a->conf);
 	config_free(a->next_conf);
+}
+
+/* simtunctl status: the relay, the path in use, the state, the next retry. */
+void
+agent_control(const char *line, struct evbuffer *out, void *arg)
+{
+	struct agent *a = arg;
+	const char *state, *path;
+	struct timespec now;
+	char since[32];
+	long long retry_ms = -1;
+	int json;
+
+	if (strcmp(line, "status") != 0 && strcmp(line, "status --json") != 0 &&
+	    strcmp(line, "status json") != 0) {
+		evbuffer_add_printf(out, "error: unknown request for the agent "
+		    "(try status, status --json)\n");
+		return;
+	}
+	json = strcmp(line, "status") != 0;
+	if (a->sess != NULL && session_is_up(a->sess))
+		state = "connected";
+	else if (a->waiting)
+		state = "waiting";
+	else
+		state = "connecting";
+	path = agent_path_name(a, a->cur);
+	if (a->waiting) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		retry_ms = (a->retry_at.tv_sec - now.tv_sec) * 1000LL +
+		    (a->retry_at.tv_nsec - now.tv_nsec) / 1000000;
+		if (retry_ms < 0)
+			retry_ms = 0;
+	}
+	if (json) {
+		evbuffer_add_printf(out, "{\"relay\":");
+		json_string(out, path_host(a->conf, agent_path(a, a->cur)));
+		evbuffer_add_printf(out, ",\"port\":%u,\"path\":",
+		    path_port(a->conf, agent_path(a, a->cur)));
+		json_string(out, path);
+		evbuffer_add_printf(out, ",\"state\":\"%s\",\"since\":%lld,"
+		    "\"next_retry_ms\":%lld,\"status\":", state,
+		    (long long)a->state_since, retry_ms);
+		json_string(out, a->status);
+		evbuffer_add_printf(out, ",\"last_error\":");
+		json_string(out, a->last_error);
+		evbuffer_add_printf(out, "}\n");
+		return;
+	}
+	fmt_duration(since, sizeof since, (long long)(time(NULL) -
+	    a->state_since));
+	evbuffer_add_printf(out, "%-24s %-14s %-11s %-8s %s\n", "RELAY", "PATH",
+	    "STATE", "SINCE", "NEXT RETRY");
+	{
+		char relay[300], retry[32];
+
+		snprintf(relay, sizeof relay, "%s:%u",
+		    path_host(a->conf, agent_path(a, a->cur)),
+		    path_port(a->conf, agent_path(a, a->cur)));
+		if (retry_ms >= 0)
+			snprintf(retry, sizeof retry, "%.1fs",
+			    retry_ms / 1000.0);
+		else
+			snprintf(retry, sizeof retry, "-");
+		evbuffer_add_printf(out, "%-24s %-14s %-11s %-8s %s\n", relay,
+		    path, state, since, retry);
+	}
+	evbuffer_add_printf(out, "status: %s\n", a->status);
+	if (a->last_error[0] != '\0')
+		evbuffer_add_printf(out, "last error: %s\n", a->last_error);
 }

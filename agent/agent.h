@@ -54,6 +54,7 @@ struct agent_config {
 	uint16_t	 relay_port;
 	char		*host_key;	/* "SHA256:..." */
 	char		*known_hosts;
+	char		*control_socket;
 	struct forwards	 forwards;
 	struct paths	 paths;
 	int		 npaths;
@@ -146,6 +147,10 @@ struct agent {
 	int		 moving;	/* closing to return to path 0 */
 	int		 stopping;
 	char		 last_error[256];
+	char		 status[512];	/* what the daemon is doing */
+	time_t		 state_since;
+	struct timespec	 retry_at;	/* when waiting in backoff */
+	struct control	*ctl;
 };
 void	 agent_init(struct agent *, struct event_base *, struct agent_config *);
 void	 agent_start(struct agent *);
@@ -157,5 +162,6 @@ void	 agent_session_closed(struct agent *, struct session *, int, int,
 void	 agent_status(struct agent *, const char *, ...) PRINTFLIKE(2, 3);
 void	 agent_netlink_changed(void *);
 void	 agent_free(struct agent *);
+void	 agent_control(const char *, struct evbuffer *, void *);
 
 #endif

@@ -25,6 +25,7 @@ config_new(const char *file)
 	c->file = xstrdup(file);
 	c->identity = xstrdup("/etc/simtun/id_ed25519");
 	c->user = xstrdup("simtun");
+	c->control_socket = xstrdup("/run/simtun/agent.sock");
 	c->ka_interval = 30;
 	c->ka_count = 3;
 	c->backoff_initial = 1;
@@ -64,6 +65,7 @@ config_free(struct agent_config *c)
 	free(c->file);
 	free(c->identity);
 	free(c->user);
+	free(c->control_socket);
 	free(c->relay_host);
 	free(c->host_key);
 	free(c->known_hosts);
@@ -222,6 +224,11 @@ config_agent_key(struct config_ctx *ctx, struct agent_config *c,
 		if (parse_seconds(v, 1, 3600, &c->backoff_initial, &why) == -1)
 			return config_error(ctx, "backoff_initial: %s "
 			    "(1-3600 seconds)", why);
+	} else if (!strcmp(k, "control_socket")) {
+		if (*v != '/')
+			return config_error(ctx, "control_socket: must be an "
+			    "absolute path");
+		config_set(&c->control_socket, v);
 	} else if (!strcmp(k, "backoff_max")) {
 		if (parse_seconds(v, 1, 86400, &c->backoff_max, &why) == -1)
 			return config_error(ctx, "backoff_max: %s "

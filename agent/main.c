@@ -125,8 +125,10 @@ main(int argc, char **argv)
 	event_add(ev_hup, NULL);
 	log_info("simtun-agent %s starting (%s)", SIMTUN_VERSION, conf_file);
 	sd_notify(0, "READY=1");
+	a.ctl = control_open(base, c->control_socket, agent_control, &a);
 	agent_start(&a);
 	event_base_dispatch(base);
+	control_close(a.ctl);
 	agent_free(&a);
 	event_free(ev_term);
 	event_free(ev_int);

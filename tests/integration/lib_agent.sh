@@ -47,6 +47,7 @@ agent_conf() {
 	keepalive_count_max = $AGENT_KA_COUNT
 	backoff_initial = $AGENT_BACKOFF_INITIAL
 	backoff_max = $AGENT_BACKOFF_MAX
+	control_socket = $T/agent.sock
 
 	[relay]
 	host = ${AGENT_RELAY_HOST:-$RELAY_ADDR}
