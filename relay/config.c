@@ -147,19 +147,34 @@ config_addrlist(struct config_ctx *ctx, char **dst, const char *name,
 	char *copy, *tok, *save = NULL;
 	unsigned char buf[16];
 	char net[64], *slash;
+	unsigned long bits, maxbits;
+	const char *why;
 
+	/* split as match_addr_list does, so what is accepted is matched */
 	copy = xstrdup(v);
-	for (tok = strtok_r(copy, ", ", &save); tok != NULL;
-	    tok = strtok_r(NULL, ", ", &save)) {
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
 		if (*tok == '!')
 			tok++;
+		if (strpbrk(tok, " \t") != NULL) {
+			config_error(ctx, "%s: \"%s\": entries are separated "
+			    "by commas", name, tok);
+			free(copy);
+			return 0;
+		}
 		if ((slash = strchr(tok, '/')) == NULL)
 			continue;
 		snprintf(net, sizeof net, "%.*s", (int)(slash - tok), tok);
-		if ((inet_pton(AF_INET, net, buf) != 1 &&
-		    inet_pton(AF_INET6, net, buf) != 1) ||
-		    strspn(slash + 1, "0123456789") != strlen(slash + 1) ||
-		    slash[1] == '\0' || atoi(slash + 1) > 128) {
+		if (inet_pton(AF_INET, net, buf) == 1)
+			maxbits = 32;
+		else if (inet_pton(AF_INET6, net, buf) == 1)
+			maxbits = 128;
+		else
+			maxbits = 0;
+		if (maxbits == 0 ||
+		    parse_uint(slash + 1, 0, maxbits, &bits, &why) == -1) {
 			config_error(ctx, "%s: bad network \"%s\"", name, tok);
 			free(copy);
 			return 0;
