@@ -70,6 +70,7 @@ struct session {
 	long		 rtt_ms;	/* last keepalive round trip, -1 unknown */
 	unsigned int	 ka_missed;
 	unsigned int	 auth_tries;
+	unsigned int	 none_seen;	/* "none" requests (1st is free) */
 	unsigned int	 nforwards;
 	struct pumps	 pumps;
 	struct fwdconns	 opening;

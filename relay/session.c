@@ -196,7 +196,11 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	return SSH_AUTH_SUCCESS;
 }
 
-/* "none" and password attempts are refused and counted. */
+/*
+ * "none" is refused. The first one is how OpenSSH clients ask which methods
+ * exist, so it is not a failure (as in sshd); counting it penalized every
+ * successful stock-ssh login and blocked a CGNAT address after 10 logins.
+ */
 static int
 session_auth_none(ssh_session s, const char *user, void *arg)
 {
@@ -205,18 +209,25 @@ session_auth_none(ssh_session s, const char *user, void *arg)
 	(void)s;
 	(void)user;
 	sess->kex_done = 1;
-	if (sess->state != SESSION_CLOSING)
+	if (sess->state != SESSION_CLOSING && sess->none_seen++ > 0)
 		session_auth_failed(sess);
 	return SSH_AUTH_DENIED;
 }
 
-/* Password auth is never accepted. */
+/* Password auth is never accepted; every attempt counts. */
 static int
 session_auth_password(ssh_session s, const char *user, const char *pw,
     void *arg)
 {
+	struct session *sess = arg;
+
+	(void)s;
+	(void)user;
 	(void)pw;
-	return session_auth_none(s, user, arg);
+	sess->kex_done = 1;
+	if (sess->state != SESSION_CLOSING)
+		session_auth_failed(sess);
+	return SSH_AUTH_DENIED;
 }
 
 /* tcpip-forward, cancel-tcpip-forward, keepalive; refuse the rest. */
