@@ -455,30 +455,40 @@ authkey_from_ok(const struct authkey *ak, const char *addr)
 	return match_addr_list(addr, ak->from) == 1;
 }
 
-/* Shell-style wildcard match with '*' and '?', case-insensitive. */
+/*
+ * Shell-style wildcard match with '*' and '?', case-insensitive. On a
+ * mismatch only the last '*' is retried one character further, so the
+ * time is at most length(s) * length(pat): the recursive version took
+ * seconds for "*1*1*1*1*1*1*1*1*1*1*2" against a long IPv6 peer address,
+ * with the relay's event loop stalled.
+ */
 int
 match_pattern(const char *s, const char *pat)
 {
+	const char *star = NULL, *star_s = NULL;
+
 	for (;;) {
-		if (*pat == '\0')
-			return *s == '\0';
 		if (*pat == '*') {
 			while (*pat == '*')
 				pat++;
 			if (*pat == '\0')
 				return 1;
-			for (; *s; s++)
-				if (match_pattern(s, pat))
-					return 1;
-			return 0;
+			star = pat;
+			star_s = s;
+			continue;
 		}
 		if (*s == '\0')
+			return *pat == '\0';
+		if (*pat != '\0' && (*pat == '?' ||
+		    tolower((unsigned char)*pat) == tolower((unsigned char)*s))) {
+			s++;
+			pat++;
+			continue;
+		}
+		if (star == NULL)
 			return 0;
-		if (*pat != '?' && tolower((unsigned char)*pat) !=
-		    tolower((unsigned char)*s))
-			return 0;
-		s++;
-		pat++;
+		pat = star;
+		s = ++star_s;
 	}
 }
 
