@@ -126,6 +126,39 @@ install: all
 		rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$f).tmp || exit 1; done
 	for s in 5 8; do for f in docs/*.$$s; do [ -f "$$f" ] && install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man$$s/; done; done; true
 
+# Raspberry Pi builds: make cross ARCH=armhf|arm64 builds into build-$(ARCH)/ with
+# Debian's cross compiler (ARCH=amd64: the same hardened build, native, for
+# make deb). tests/cross-deps.sh installs the toolchain and qemu-user and
+# unpacks the target's libraries into build-$(ARCH)/sysroot (immune to a mirror
+# whose foreign index lags the native one); SYSROOT=/ uses multiarch
+# libssh-dev:$(ARCH)... instead. make deb: .debs into build-deb/ for amd64 and
+# every arch cross-built before (or DEB_ARCHES="amd64 armhf arm64").
+CROSS_TRIPLET_amd64 := x86_64-linux-gnu
+CROSS_TRIPLET_armhf := arm-linux-gnueabihf
+CROSS_TRIPLET_arm64 := aarch64-linux-gnu
+SYSROOT ?= $(if $(filter amd64,$(ARCH)),/,$(CURDIR)/build-$(ARCH)/sysroot)
+DEB_ARCHES ?= amd64 $(foreach a,armhf arm64,$(if $(wildcard build-$(a)/simtun-agent),$(a)))
+
+.PHONY: cross deb clean-cross
+cross:
+	@t=$(CROSS_TRIPLET_$(ARCH)); [ -n "$$t" ] || { echo "usage: make cross ARCH=armhf|arm64|amd64"; exit 2; }; \
+	bash tests/cross-deps.sh $(ARCH) $(SYSROOT) || exit 1; \
+	sr=$(SYSROOT); sr=$${sr%/}; pc=; rl=; \
+	[ -z "$$sr" ] || { pc="PKG_CONFIG_SYSROOT_DIR=$$sr "; rl="-Wl,-rpath-link,$$sr/usr/lib/$$t:$$sr/lib/$$t"; }; \
+	export DEB_HOST_ARCH=$(ARCH) DEB_BUILD_MAINT_OPTIONS=hardening=+all; \
+	$(MAKE) --no-print-directory BUILD=build-$(ARCH) CC=$$t-gcc \
+	    PKG_CONFIG="$${pc}PKG_CONFIG_LIBDIR=$$sr/usr/lib/$$t/pkgconfig:$$sr/usr/share/pkgconfig pkg-config" \
+	    CFLAGS="$$(dpkg-buildflags --get CFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" \
+	    LDFLAGS="$$(dpkg-buildflags --get LDFLAGS) $$rl" \
+	    build-$(ARCH)/simtun-relay build-$(ARCH)/simtun-agent build-$(ARCH)/simtunctl
+
+deb:
+	@set -e; for a in $(DEB_ARCHES); do $(MAKE) --no-print-directory cross ARCH=$$a; done; \
+	for a in $(DEB_ARCHES); do bash tests/mkdeb.sh $$a build-$$a build-deb; done
+
+clean-cross:
+	rm -rf build-amd64 build-armhf build-arm64 build-deb
+
 clean:
 	rm -rf build build-asan
 
