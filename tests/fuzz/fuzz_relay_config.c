@@ -7,6 +7,34 @@
 #include "fuzz.h"
 #include "relay.h"
 
+/*
+ * An accepted penalty_exempt list must mean what it says to the matcher the
+ * relay uses (match_addr_list): a CIDR entry contains its own network
+ * address, and no entry has a blank inside (an address never does).
+ */
+static void
+fuzz_check_addrlist(const char *list)
+{
+	char *copy, *tok, *save = NULL, *slash, *entry;
+
+	copy = xstrdup(list);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if (*tok == '!')
+			tok++;
+		FUZZ_ASSERT(strpbrk(tok, " \t") == NULL);
+		if ((slash = strchr(tok, '/')) == NULL)
+			continue;
+		entry = xstrdup(tok);
+		*slash = '\0';
+		FUZZ_ASSERT(match_addr_list(tok, entry) == 1);
+		free(entry);
+	}
+	free(copy);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -46,6 +74,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(c.max_startups >= 1 && c.max_startups <= 100000);
 		FUZZ_ASSERT(c.login_grace_time >= 1 &&
 		    c.login_grace_time <= 600);
+		FUZZ_ASSERT(c.startups_begin >= 1 &&
+		    c.startups_begin <= c.startups_full &&
+		    c.startups_full == c.max_startups &&
+		    c.startups_rate <= 100);
+		if (c.penalty_exempt != NULL)
+			fuzz_check_addrlist(c.penalty_exempt);
 	}
 	config_clear(&c);
 	free(text);
