@@ -21,20 +21,6 @@
 	for ((var) = TAILQ_FIRST(head);					\
 	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
 	    (var) = (tvar))
-/*
- * control.c: the Unix control socket. A client sends one line; the
- * handler appends the answer to out; the connection is then closed.
- */
-struct evbuffer;
-struct control;
-typedef void (*control_handler)(const char *, struct evbuffer *, void *);
-struct control *control_open(struct event_base *, const char *,
-	    control_handler, void *);
-void	control_close(struct control *);
-void	json_string(struct evbuffer *, const char *);
-void	fmt_duration(char *, size_t, long long);
-void	fmt_bytes(char *, size_t, uint64_t);
-
 #endif
 #ifndef TAILQ_CONCAT
 #define TAILQ_CONCAT(head1, head2, field) do {				\
@@ -45,38 +31,10 @@ void	fmt_bytes(char *, size_t, uint64_t);
 		TAILQ_INIT((head2));					\
 	}								\
 } while (0)
-/*
- * control.c: the Unix control socket. A client sends one line; the
- * handler appends the answer to out; the connection is then closed.
- */
-struct evbuffer;
-struct control;
-typedef void (*control_handler)(const char *, struct evbuffer *, void *);
-struct control *control_open(struct event_base *, const char *,
-	    control_handler, void *);
-void	control_close(struct control *);
-void	json_string(struct evbuffer *, const char *);
-void	fmt_duration(char *, size_t, long long);
-void	fmt_bytes(char *, size_t, uint64_t);
-
 #endif
 
 #ifndef __dead
 #define __dead __attribute__((__noreturn__))
-/*
- * control.c: the Unix control socket. A client sends one line; the
- * handler appends the answer to out; the connection is then closed.
- */
-struct evbuffer;
-struct control;
-typedef void (*control_handler)(const char *, struct evbuffer *, void *);
-struct control *control_open(struct event_base *, const char *,
-	    control_handler, void *);
-void	control_close(struct control *);
-void	json_string(struct evbuffer *, const char *);
-void	fmt_duration(char *, size_t, long long);
-void	fmt_bytes(char *, size_t, uint64_t);
-
 #endif
 #define PRINTFLIKE(a, b) __attribute__((__format__(__printf__, a, b)))
 

@@ -25,7 +25,7 @@ control_bytes(struct session *sess, uint64_t *from_dev, uint64_t *to_dev)
 	return n;
 }
 
-/* "4649,4650" for the ports a session owns. */
+/* "4649,4650" for the ports a session owns; len fits max_forwards (1024). */
 static void
 control_ports(struct relay *r, struct session *sess, char *buf, size_t len)
 {
@@ -48,7 +48,7 @@ static void
 control_status(struct relay *r, struct evbuffer *out, int json)
 {
 	struct session *sess;
-	char ports[256], since[32], in[32], outb[32], rtt[32];
+	char ports[8192], since[32], in[32], outb[32], rtt[32];
 	uint64_t from_dev, to_dev;
 	time_t now = time(NULL);
 	int first = 1, nconn;
