@@ -11,7 +11,8 @@ PKGS     := libssh libevent_core libevent_extra libsodium inih libsystemd
 PKG_CONFIG ?= pkg-config
 DEB_PKGS := build-essential pkg-config libssh-dev libevent-dev libsodium-dev \
 	libinih-dev libsystemd-dev openssh-server openssh-client socat nftables \
-	iproute2 wireguard-go wireguard-tools procps psmisc
+	iproute2 wireguard-go wireguard-tools procps psmisc \
+	clang libclang-rt-14-dev python3 curl perl
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-asan

@@ -26,7 +26,7 @@
  * dangling "," in JSON), so the fixture stays below that until it is fixed.
  */
 #ifndef FUZZ_MAX_PORTS
-#define FUZZ_MAX_PORTS		40
+#define FUZZ_MAX_PORTS		1024
 #endif
 
 static struct event_base *fuzz_base;
