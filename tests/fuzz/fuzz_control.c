@@ -20,11 +20,7 @@
 
 #define CONTROL_MAX_LINE	512	/* as in common/control.c */
 #define FUZZ_MAX_NAME		256
-/*
- * Ports for the second device. control_ports() formats into 256 bytes; past
- * about 40 ports the list is cut (mid-number in the table, and a
- * dangling "," in JSON), so the fixture stays below that until it is fixed.
- */
+/* Ports for the second device: up to max_forwards' ceiling. */
 #ifndef FUZZ_MAX_PORTS
 #define FUZZ_MAX_PORTS		1024
 #endif
