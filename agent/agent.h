@@ -71,6 +71,8 @@ struct agent_config {
 
 /* config.c */
 struct agent_config *config_load(const char *, char *, size_t);
+struct agent_config *config_parse_text(const char *, const char *, char *,
+	    size_t);
 void	 config_free(struct agent_config *);
 int	 config_same_session(struct agent_config *, struct agent_config *);
 unsigned int config_connect_timeout(struct agent_config *);

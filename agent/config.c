@@ -482,6 +482,25 @@ config_load(const char *file, char *err, size_t len)
 	return c;
 }
 
+/* Parse agent.conf text without the checks that read files (fuzzing). */
+struct agent_config *
+config_parse_text(const char *name, const char *text, char *err, size_t len)
+{
+	struct agent_config *c;
+
+	c = config_new(name);
+	if (config_parse_string(name, text, config_handler_fn, c, err,
+	    len) == -1) {
+		config_free(c);
+		return NULL;
+	}
+	c->cur_forward = NULL;
+	c->cur_path = NULL;
+	free(c->cur_section);
+	c->cur_section = NULL;
+	return c;
+}
+
 /* Compare two optional strings. */
 static int
 str_eq(const char *a, const char *b)

@@ -59,7 +59,8 @@ netlink_read(evutil_socket_t fd, short what, void *arg)
 	char buf[8192];
 	struct nlmsghdr *h;
 	ssize_t n;
-	int changed = 0, len;
+	int changed = 0;
+	unsigned int len;
 
 	(void)what;
 	for (;;) {
@@ -73,7 +74,7 @@ netlink_read(evutil_socket_t fd, short what, void *arg)
 		}
 		if (n == 0)
 			break;
-		len = (int)n;
+		len = (unsigned int)n;
 		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, len);
 		    h = NLMSG_NEXT(h, len)) {
 			switch (h->nlmsg_type) {
