@@ -10,6 +10,7 @@
 #include "relay.h"
 
 static void session_io(void *, short);
+static void session_answer_request(ssh_session, ssh_message, void *);
 
 /* The authorized_keys entry of this (authenticated) session, if still there. */
 struct authkey *
@@ -230,9 +231,37 @@ session_auth_password(ssh_session s, const char *user, const char *pw,
 	return SSH_AUTH_DENIED;
 }
 
+/*
+ * libssh up to 0.10.6 hands the message to this callback and then frees
+ * only the message struct, leaking the bind address string of every
+ * (cancel-)tcpip-forward request; the string is ours to free once the
+ * request is answered.
+ */
+static void
+session_request_done(ssh_message msg)
+{
+#if LIBSSH_VERSION_INT <= SSH_VERSION_INT(0, 10, 6)
+	int t = ssh_message_subtype(msg);
+
+	if (t == SSH_GLOBAL_REQUEST_TCPIP_FORWARD ||
+	    t == SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD)
+		free((char *)ssh_message_global_request_address(msg));
+#else
+	(void)msg;
+#endif
+}
+
 /* tcpip-forward, cancel-tcpip-forward, keepalive; refuse the rest. */
 static void
 session_global_request(ssh_session s, ssh_message msg, void *arg)
+{
+	session_answer_request(s, msg, arg);
+	session_request_done(msg);
+}
+
+/* Answer one global request (the message is freed by libssh after). */
+static void
+session_answer_request(ssh_session s, ssh_message msg, void *arg)
 {
 	struct session *sess = arg;
 	const char *addr, *why = NULL;
