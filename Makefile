@@ -12,7 +12,7 @@ PKG_CONFIG ?= pkg-config
 DEB_PKGS := build-essential pkg-config libssh-dev libevent-dev libsodium-dev \
 	libinih-dev libsystemd-dev openssh-server openssh-client socat nftables \
 	iproute2 wireguard-go wireguard-tools procps psmisc \
-	clang libclang-rt-14-dev python3 curl perl
+	clang libclang-rt-14-dev python3 curl perl valgrind
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-asan
@@ -128,17 +128,18 @@ install: all
 	for s in 5 8; do for f in docs/*.$$s; do [ -f "$$f" ] && install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man$$s/; done; done; true
 
 # Raspberry Pi builds: make cross ARCH=armhf|arm64 builds into build-$(ARCH)/ with
-# Debian's cross compiler (ARCH=amd64: the same hardened build, native, for
-# make deb). tests/cross-deps.sh installs the toolchain and qemu-user and
+# Debian's cross compiler (ARCH=this machine's: the same hardened build,
+# native, for make deb). tests/cross-deps.sh installs the toolchain and qemu-user and
 # unpacks the target's libraries into build-$(ARCH)/sysroot (immune to a mirror
 # whose foreign index lags the native one); SYSROOT=/ uses multiarch
-# libssh-dev:$(ARCH)... instead. make deb: .debs into build-deb/ for amd64 and
-# every arch cross-built before (or DEB_ARCHES="amd64 armhf arm64").
+# libssh-dev:$(ARCH)... instead. make deb: .debs into build-deb/ for this machine
+# and every arch cross-built before (or DEB_ARCHES="amd64 armhf arm64").
 CROSS_TRIPLET_amd64 := x86_64-linux-gnu
 CROSS_TRIPLET_armhf := arm-linux-gnueabihf
 CROSS_TRIPLET_arm64 := aarch64-linux-gnu
-SYSROOT ?= $(if $(filter amd64,$(ARCH)),/,$(CURDIR)/build-$(ARCH)/sysroot)
-DEB_ARCHES ?= amd64 $(foreach a,armhf arm64,$(if $(wildcard build-$(a)/simtun-agent),$(a)))
+NATIVE_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+SYSROOT ?= $(if $(filter $(NATIVE_ARCH),$(ARCH)),/,$(CURDIR)/build-$(ARCH)/sysroot)
+DEB_ARCHES ?= $(NATIVE_ARCH) $(foreach a,$(filter-out $(NATIVE_ARCH),amd64 armhf arm64),$(if $(wildcard build-$(a)/simtun-agent),$(a)))
 
 .PHONY: cross deb clean-cross
 cross:

@@ -23,7 +23,7 @@ netns_setup
 echo "    relay $RELAY_ADDR:$RELAY_PORT, laptop $LAPTOP_ADDR, device $DEVICE_ADDR (private, NATed by the carrier)"
 
 step "2. The device runs Debian's sshd on 127.0.0.1:22 (not reachable from outside)"
-start_device_sshd
+nsx "$NS_DEVICE" ss -tlnH "( sport = :22 )" | awk '{print "    listening: " $4}'
 
 step "3. The relay: simtun-relay with the device's key in authorized_keys"
 sed 's/^/    /' "$T/relay/authorized_keys" | cut -c1-110
@@ -48,7 +48,6 @@ laptop_ssh 'echo "hello from the device: namespace $(ip netns identify)"; ip -4 
 step "6. Reboot the device half-open: no FIN or RST ever reaches the relay"
 reboot_device
 echo "    new device address $DEVICE_ADDR; the old session still holds port $DEVICE_PORT on the relay"
-start_device_sshd
 t0=$(now)
 AGENT_PID=
 start_agent

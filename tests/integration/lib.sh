@@ -35,7 +35,7 @@ set -u
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$LIB_DIR/../.." && pwd)
 : "${SIMTUN_BIN:=$REPO_ROOT/build}"
-# libssh 0.10.6's known per-forward-request leak (see tests/lsan.supp).
+# LeakSanitizer suppressions for the daemons (tests/lsan.supp).
 : "${LSAN_OPTIONS:=suppressions=$REPO_ROOT/tests/lsan.supp:print_suppressions=0}"
 export LSAN_OPTIONS
 : "${RELAY_KIND:=simtun}"		# simtun | openssh
@@ -388,7 +388,8 @@ start_simtun_relay() {
 	} >"$conf"
 	RELAY_LOG=$T/relay.log
 	register_log "$RELAY_LOG"
-	ip netns exec "$NS_RELAY" "$SIMTUN_BIN/simtun-relay" -c "$conf" -v 2>>"$RELAY_LOG" &
+	# RELAY_WRAPPER: a command the relay runs under (e.g. valgrind).
+	ip netns exec "$NS_RELAY" ${RELAY_WRAPPER:-} "$SIMTUN_BIN/simtun-relay" -c "$conf" -v 2>>"$RELAY_LOG" &
 	RELAY_PID=$!
 	disown
 	ST_DAEMONS+=("$RELAY_PID")
