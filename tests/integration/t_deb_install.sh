@@ -1,5 +1,5 @@
 #!/bin/bash
-# The amd64 Debian packages (make deb): dpkg -i on this machine, then
+# The Debian packages for this machine (amd64 here; make deb): dpkg -i on this machine, then
 # simtun-relay -n and simtun-agent -n from /usr/sbin against the shipped
 # /etc/simtun examples (as shipped, and adjusted as the README tells a user:
 # a device key, the relay's fingerprint), the simtun system user exists, no
@@ -23,6 +23,7 @@ done
 user_existed=
 getent passwd simtun >/dev/null && user_existed=1
 installed=
+ARCH=$(dpkg --print-architecture)
 
 # cleanup wrapper: purge what the test installed if it stops half-way, and
 # remove the simtun user if the test created it (packages leave it on purge).
@@ -39,16 +40,16 @@ cleanup() {
 }
 
 # --- build ----------------------------------------------------------------
-make -C "$REPO_ROOT" --no-print-directory deb DEB_ARCHES=amd64 >"$T/make-deb.log" 2>&1 ||
+make -C "$REPO_ROOT" --no-print-directory deb DEB_ARCHES="$ARCH" >"$T/make-deb.log" 2>&1 ||
     fail "make deb failed: $(grep -iE 'error|mkdeb:' "$T/make-deb.log" | head -3)"
 ver=$(dpkg-parsechangelog -l "$REPO_ROOT/conf/debian/changelog" -S Version)
 debs=()
 for p in $PKGS; do
-	d=$REPO_ROOT/build-deb/${p}_${ver}_amd64.deb
+	d=$REPO_ROOT/build-deb/${p}_${ver}_$ARCH.deb
 	[ -f "$d" ] || fail "make deb did not produce $d"
 	debs+=("$d")
 done
-log "built: $(cd "$REPO_ROOT/build-deb" && ls -s *_amd64.deb | tr '\n' ' ')"
+log "built: $(cd "$REPO_ROOT/build-deb" && ls -s *_"$ARCH".deb | tr '\n' ' ')"
 if command -v lintian >/dev/null; then
 	lintian "${debs[@]}" >"$T/lintian.log" 2>&1
 	grep -q '^E: ' "$T/lintian.log" && fail "lintian errors: $(grep '^E: ' "$T/lintian.log" | head -5)"
