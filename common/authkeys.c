@@ -141,9 +141,13 @@ authkeys_add_permit(struct authkey *ak, const char *v, char *err, size_t len)
 
 static int match_cidr(const char *, const char *);
 
-/* A from= list whose CIDR entries do not parse is refused at load time. */
-static int
-authkeys_check_from(const char *list, char *err, size_t len)
+/*
+ * Is an address list (from=, penalty_exempt) well formed the way
+ * match_addr_list reads it: comma-separated entries, an optional '!', no
+ * blank inside an entry, CIDR entries with a valid network and prefix?
+ */
+int
+addr_list_check(const char *list, char *err, size_t len)
 {
 	char *copy, *tok, *save = NULL;
 	int rc = 0;
@@ -155,9 +159,15 @@ authkeys_check_from(const char *list, char *err, size_t len)
 			tok++;
 		if (*tok == '!')
 			tok++;
+		if (strpbrk(tok, " \t") != NULL) {
+			snprintf(err, len, "\"%s\": entries are separated by "
+			    "commas", tok);
+			rc = -1;
+			break;
+		}
 		if (*tok == '\0' || (strchr(tok, '/') != NULL &&
 		    match_cidr("0.0.0.0", tok) == -1)) {
-			snprintf(err, len, "from: bad entry \"%s\"", tok);
+			snprintf(err, len, "bad entry \"%s\"", tok);
 			rc = -1;
 			break;
 		}
@@ -172,7 +182,7 @@ authkeys_options(struct authkey *ak, const char **pp, int *noport, char *err,
     size_t len)
 {
 	const char *p = *pp, *s;
-	char name[64];
+	char name[64], why[200];
 	char *val;
 	size_t n;
 	int i, known;
@@ -208,7 +218,9 @@ authkeys_options(struct authkey *ak, const char **pp, int *noport, char *err,
 					free(val);
 					return -1;
 				}
-				if (authkeys_check_from(val, err, len) == -1) {
+				if (addr_list_check(val, why, sizeof why) ==
+				    -1) {
+					snprintf(err, len, "from: %s", why);
 					free(val);
 					return -1;
 				}

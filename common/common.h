@@ -109,6 +109,7 @@ struct authkey *authkeys_find(struct authkeys *, ssh_key);
 int	 authkey_permits(const struct authkey *, const char *, int);
 int	 authkey_from_ok(const struct authkey *, const char *);
 int	 match_addr_list(const char *, const char *);
+int	 addr_list_check(const char *, char *, size_t);
 int	 match_pattern(const char *, const char *);
 
 /* keys.c */

@@ -144,43 +144,10 @@ static int
 config_addrlist(struct config_ctx *ctx, char **dst, const char *name,
     const char *v)
 {
-	char *copy, *tok, *save = NULL;
-	unsigned char buf[16];
-	char net[64], *slash;
-	unsigned long bits, maxbits;
-	const char *why;
+	char why[200];
 
-	/* split as match_addr_list does, so what is accepted is matched */
-	copy = xstrdup(v);
-	for (tok = strtok_r(copy, ",", &save); tok != NULL;
-	    tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
-			tok++;
-		if (*tok == '!')
-			tok++;
-		if (strpbrk(tok, " \t") != NULL) {
-			config_error(ctx, "%s: \"%s\": entries are separated "
-			    "by commas", name, tok);
-			free(copy);
-			return 0;
-		}
-		if ((slash = strchr(tok, '/')) == NULL)
-			continue;
-		snprintf(net, sizeof net, "%.*s", (int)(slash - tok), tok);
-		if (inet_pton(AF_INET, net, buf) == 1)
-			maxbits = 32;
-		else if (inet_pton(AF_INET6, net, buf) == 1)
-			maxbits = 128;
-		else
-			maxbits = 0;
-		if (maxbits == 0 ||
-		    parse_uint(slash + 1, 0, maxbits, &bits, &why) == -1) {
-			config_error(ctx, "%s: bad network \"%s\"", name, tok);
-			free(copy);
-			return 0;
-		}
-	}
-	free(copy);
+	if (addr_list_check(v, why, sizeof why) == -1)
+		return config_error(ctx, "%s: %s", name, why);
 	return config_string(ctx, dst, name, v);
 }
 
