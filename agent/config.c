@@ -343,8 +343,12 @@ config_handler_fn(struct config_ctx *ctx, void *arg, const char *section,
 {
 	struct agent_config *c = arg;
 
-	if (name == NULL)
-		return 1;
+	if (name == NULL) {
+		/* a header: [forward x] and [path x] exist even when empty */
+		config_set(&c->cur_section, section);
+		c->section = config_section(ctx, c, section);
+		return c->section != SEC_BAD;
+	}
 	if (*section == '\0')
 		return config_error(ctx, "key '%s' outside of a section", name);
 	if (c->cur_section == NULL || strcmp(c->cur_section, section) != 0) {

@@ -54,6 +54,33 @@ config_long_line(struct config_run *run, char *buf, int n)
 	return buf;
 }
 
+static int config_dispatch(void *, const char *, const char *, const char *);
+
+/*
+ * inih calls no handler for a section header, so an empty [forward x] or a
+ * misspelt [rely] would pass unseen: tell the handler of each header, as
+ * (section, NULL, NULL), before inih reads the line.
+ */
+static char *
+config_header(struct config_run *run, char *buf)
+{
+	const char *p = buf, *end;
+	char name[50];		/* inih's INI_MAX_SECTION */
+	size_t n;
+
+	if (run->ctx.line == 1 && !strncmp(p, "\xEF\xBB\xBF", 3))
+		p += 3;
+	if (*p != '[' || (end = strchr(p + 1, ']')) == NULL)
+		return buf;
+	n = (size_t)(end - p - 1);
+	if (n >= sizeof name)
+		n = sizeof name - 1;
+	memcpy(name, p + 1, n);
+	name[n] = '\0';
+	config_dispatch(run, name, NULL, NULL);
+	return buf;
+}
+
 /* fgets-style reader over a FILE, one line per call. */
 static char *
 config_read_file(char *buf, int n, void *arg)
@@ -66,7 +93,7 @@ config_read_file(char *buf, int n, void *arg)
 	run->ctx.line++;
 	if (strchr(buf, '\n') != NULL || (ch = fgetc(run->fp)) == EOF ||
 	    ch == '\n')
-		return buf;
+		return config_header(run, buf);
 	while ((ch = fgetc(run->fp)) != EOF && ch != '\n')
 		;
 	return config_long_line(run, buf, n);
@@ -90,7 +117,7 @@ config_read_string(char *buf, int n, void *arg)
 		return config_long_line(run, buf, n);
 	memcpy(buf, run->str - len - (nl != NULL), len);
 	buf[len] = '\0';
-	return buf;
+	return config_header(run, buf);
 }
 
 /* inih callback: hand every key to the daemon's handler with context. */

@@ -161,9 +161,14 @@ config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
 	socklen_t sslen;
 	const char *why;
 
+	if (*section == '\0')
+		return config_error(ctx, "key \"%s\" outside of a section "
+		    "(relay.conf starts with [relay])", name);
 	if (strcmp(section, "relay") != 0)
 		return config_error(ctx, "unknown section [%s] (relay.conf "
 		    "has only [relay])", section);
+	if (name == NULL)
+		return 1;		/* the [relay] header */
 	if (!strcmp(name, "listen"))
 		return config_listen(ctx, c, v);
 	if (!strcmp(name, "host_key"))

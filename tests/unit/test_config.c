@@ -16,6 +16,9 @@ struct seen {
 	char	 name[MAXCALLS][64];
 	char	 value[MAXCALLS][256];
 	int	 line[MAXCALLS];
+	int	 headers;
+	char	 last_header[64];
+	int	 header_line;
 };
 
 /*
@@ -33,6 +36,13 @@ test_handler(struct config_ctx *ctx, void *arg, const char *section,
 	uint16_t port;
 	int b;
 
+	if (name == NULL) {		/* a section header */
+		s->headers++;
+		snprintf(s->last_header, sizeof s->last_header, "%s", section);
+		s->header_line = ctx->line;
+		return strcmp(section, "bad") ? 1 :
+		    config_error(ctx, "unknown section [%s]", section);
+	}
 	if (s->n < MAXCALLS) {
 		snprintf(s->section[s->n], sizeof s->section[0], "%s", section);
 		snprintf(s->name[s->n], sizeof s->name[0], "%s", name);
@@ -556,6 +566,8 @@ fuzz_handler(struct config_ctx *ctx, void *arg, const char *section,
 	(*calls)++;
 	if (ctx->line < 1)
 		return config_error(ctx, "line %d < 1", ctx->line);
+	if (name == NULL)
+		return value == NULL ? 1 : config_error(ctx, "header value");
 	if (parse_hostport(value, &host, &port, 1, &why) == 0)
 		free(host);
 	(void)parse_seconds(value, 0, 100, &ul, &why);
@@ -635,11 +647,33 @@ test_config_fuzz(void)
 	CHECK(okrc);
 }
 
+/* Every section header reaches the handler, also a section with no keys. */
+static void
+test_config_headers(void)
+{
+	struct seen s;
+	char err[512];
+
+	memset(&s, 0, sizeof s);
+	CHECK_INT(parse("[a]\nport = 1\n; c\n[empty]\n", &s, err, sizeof err),
+	    0);
+	CHECK_INT(s.headers, 2);
+	CHECK_STR(s.last_header, "empty");
+	CHECK_INT(s.header_line, 4);
+	CHECK_INT(s.n, 1);
+	memset(&s, 0, sizeof s);
+	CHECK_INT(parse("\xEF\xBB\xBF[a] ; c\n\n[bad]\n", &s, err, sizeof err),
+	    -1);
+	CHECK_STR(err, "t.conf:3: unknown section [bad]");
+	CHECK_INT(s.headers, 2);
+}
+
 int
 main(void)
 {
 	log_init("test_config", 0);
 	test_config_ok();
+	test_config_headers();
 	test_config_errors();
 	test_config_long_lines();
 	test_config_file();
