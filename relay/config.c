@@ -139,16 +139,24 @@ config_startups(struct config_ctx *ctx, struct relay_config *c, const char *v)
 	return 1;
 }
 
-/* A from=-style address list (CIDR, wildcards, '!'). */
+/*
+ * A from=-style address list (CIDR, wildcards, '!'). Repeated keys add to
+ * the list, so a long one can be spread over lines.
+ */
 static int
 config_addrlist(struct config_ctx *ctx, char **dst, const char *name,
     const char *v)
 {
-	char why[200];
+	char why[200], *joined;
 
 	if (addr_list_check(v, why, sizeof why) == -1)
 		return config_error(ctx, "%s: %s", name, why);
-	return config_string(ctx, dst, name, v);
+	if (*dst == NULL || *v == '\0')
+		return config_string(ctx, dst, name, v);
+	xasprintf(&joined, "%s,%s", *dst, v);
+	free(*dst);
+	*dst = joined;
+	return 1;
 }
 
 /* inih handler for relay.conf. */
