@@ -448,7 +448,10 @@ stop_relay() {
 
 # kill_relay: SIGKILL the relay (crash / relay restart scenarios).
 kill_relay() {
-	relay_alive && kill -KILL "$RELAY_PID" 2>/dev/null
+	local pid=$RELAY_PID
+	relay_alive && kill -KILL "$pid" 2>/dev/null
+	# wait for it to be gone, so a restart can bind the port at once
+	[ -n "$pid" ] && wait_until 5 eval '! kill -0 '"$pid"' 2>/dev/null'
 	RELAY_PID=
 }
 
