@@ -74,6 +74,12 @@ measure() {
 	bench_result "bulk.$kind.ssh" "$(mbps "$dt")"
 	log "$kind: ssh copy of $SIZE_MB MB in $dt s ($(mbps "$dt") MB/s)"
 	cpu_pids "$kind"
+	# BENCH_PROFILE=DIR: perf record the relay and the device client through a raw copy
+	if [ -n "${BENCH_PROFILE:-}" ]; then
+		perf record -q -g -o "$BENCH_PROFILE/perf.bulk.$kind.relay.data" -p "$(echo $CPU_RELAY | tr ' ' ,)" -- sleep 3 >/dev/null 2>&1 &
+		perf record -q -g -o "$BENCH_PROFILE/perf.bulk.$kind.device.data" -p "$CPU_DEV" -- sleep 3 >/dev/null 2>&1 &
+		sleep 0.3
+	fi
 	c0=$(proc_cpu $CPU_RELAY) d0=$(proc_cpu $CPU_DEV)
 	t0=$(now)
 	out=$(head -c "${SIZE_MB}M" /dev/zero | timeout 120 ip netns exec "$NS_LAPTOP" \
