@@ -384,6 +384,7 @@ fail:
 int
 authkeys_load(const char *path, struct authkeys *list, char *err, size_t len)
 {
+	struct authkey_index idx;
 	struct authkey *ak, *old;
 	char why[256];
 	char *line;
@@ -396,6 +397,7 @@ authkeys_load(const char *path, struct authkeys *list, char *err, size_t len)
 		return -1;
 	}
 	line = xmalloc(AUTHKEYS_MAX_LINE);
+	authkey_index_init(&idx, 4096);
 	while (fgets(line, AUTHKEYS_MAX_LINE, fp) != NULL) {
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(fp)) {
@@ -415,21 +417,109 @@ authkeys_load(const char *path, struct authkeys *list, char *err, size_t len)
 		if (rc == 0)
 			continue;
 		ak->line = lineno;
-		if ((old = authkeys_find(list, ak->key)) != NULL) {
+		if ((old = authkey_index_key(&idx, ak->key)) != NULL) {
 			log_warnx("%s:%d: key %s already listed on line %d; "
 			    "line ignored", path, lineno, ak->fp, old->line);
 			authkey_free(ak);
 			continue;
 		}
 		TAILQ_INSERT_TAIL(list, ak, entry);
+		authkey_index_add(&idx, ak);
 		count++;
 	}
+	authkey_index_free(&idx);
 	free(line);
 	fclose(fp);
 	return count;
 }
 
-/* The entry for a public key, or NULL. */
+/* FNV-1a of a fingerprint string. */
+static size_t
+authkey_hash(const char *fp)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *fp; fp++)
+		h = (h ^ (unsigned char)*fp) * 16777619u;
+	return h;
+}
+
+/* An empty index with a power-of-two number of buckets. */
+void
+authkey_index_init(struct authkey_index *idx, size_t n)
+{
+	size_t b = 64;
+
+	while (b < n && b < ((size_t)1 << 24))
+		b <<= 1;
+	idx->nbuckets = b;
+	idx->buckets = xcalloc(b, sizeof *idx->buckets);
+}
+
+/* Index one key (its fpnext link is reused: a key is in one index). */
+void
+authkey_index_add(struct authkey_index *idx, struct authkey *ak)
+{
+	size_t h = authkey_hash(ak->fp) & (idx->nbuckets - 1);
+
+	ak->fpnext = idx->buckets[h];
+	idx->buckets[h] = ak;
+}
+
+/* Index a whole list, about one bucket per key. */
+void
+authkey_index_build(struct authkey_index *idx, struct authkeys *list)
+{
+	struct authkey *ak;
+	size_t n = 0;
+
+	TAILQ_FOREACH(ak, list, entry)
+		n++;
+	authkey_index_init(idx, n);
+	TAILQ_FOREACH(ak, list, entry)
+		authkey_index_add(idx, ak);
+}
+
+/* Free the buckets; the keys belong to their list. */
+void
+authkey_index_free(struct authkey_index *idx)
+{
+	free(idx->buckets);
+	idx->buckets = NULL;
+	idx->nbuckets = 0;
+}
+
+/* The entry with this fingerprint, or NULL. */
+struct authkey *
+authkey_index_fp(struct authkey_index *idx, const char *fp)
+{
+	struct authkey *ak;
+
+	if (idx->nbuckets == 0)
+		return NULL;
+	for (ak = idx->buckets[authkey_hash(fp) & (idx->nbuckets - 1)];
+	    ak != NULL; ak = ak->fpnext)
+		if (!strcmp(ak->fp, fp))
+			return ak;
+	return NULL;
+}
+
+/* The entry for a public key: by fingerprint, then compared in full. */
+struct authkey *
+authkey_index_key(struct authkey_index *idx, ssh_key key)
+{
+	struct authkey *ak;
+	char *fp;
+
+	fp = key_fingerprint(key);
+	ak = authkey_index_fp(idx, fp);
+	free(fp);
+	if (ak != NULL && ssh_key_cmp(ak->key, key, SSH_KEY_CMP_PUBLIC) != 0)
+		return NULL;
+	return ak;
+}
+
+/* The entry for a public key, or NULL (a linear scan). */
 struct authkey *
 authkeys_find(struct authkeys *list, ssh_key key)
 {

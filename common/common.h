@@ -99,13 +99,25 @@ struct authkey {
 	char		*from;		/* pattern list, NULL = anywhere */
 	int		 restricted;
 	int		 line;
+	struct authkey	*fpnext;	/* authkey_index chain */
 };
 TAILQ_HEAD(authkeys, authkey);
+/* Keys by fingerprint, so a fleet of thousands is not scanned per login. */
+struct authkey_index {
+	struct authkey	**buckets;
+	size_t		  nbuckets;
+};
 int	 authkeys_parse_line(const char *, struct authkey **, char *, size_t);
 int	 authkeys_load(const char *, struct authkeys *, char *, size_t);
 void	 authkeys_free(struct authkeys *);
 void	 authkey_free(struct authkey *);
 struct authkey *authkeys_find(struct authkeys *, ssh_key);
+void	 authkey_index_init(struct authkey_index *, size_t);
+void	 authkey_index_add(struct authkey_index *, struct authkey *);
+void	 authkey_index_build(struct authkey_index *, struct authkeys *);
+void	 authkey_index_free(struct authkey_index *);
+struct authkey *authkey_index_fp(struct authkey_index *, const char *);
+struct authkey *authkey_index_key(struct authkey_index *, ssh_key);
 int	 authkey_permits(const struct authkey *, const char *, int);
 int	 authkey_from_ok(const struct authkey *, const char *);
 int	 match_addr_list(const char *, const char *);

@@ -11,12 +11,9 @@
 struct listener *
 listener_find(struct relay *r, int port)
 {
-	struct listener *l;
-
-	TAILQ_FOREACH(l, &r->listeners, entry)
-		if (l->port == port)
-			return l;
-	return NULL;
+	if (port <= 0 || port > 65535)
+		return NULL;
+	return r->byport[port];
 }
 
 /* Close a device port. */
@@ -24,6 +21,7 @@ void
 listener_free(struct listener *l)
 {
 	TAILQ_REMOVE(&l->relay->listeners, l, entry);
+	l->relay->byport[l->port] = NULL;
 	if (l->owner != NULL && l->owner->nforwards > 0)
 		l->owner->nforwards--;
 	evconnlistener_free(l->evl);
@@ -236,6 +234,7 @@ listener_request(struct session *sess, const char *addr, int port,
 	}
 	evconnlistener_set_error_cb(l->evl, listener_error);
 	TAILQ_INSERT_TAIL(&r->listeners, l, entry);
+	r->byport[port] = l;
 	sess->nforwards++;
 	log_info("device %s: listening on %s port %d", sess->name,
 	    r->conf.forward_address, port);

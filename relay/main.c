@@ -160,6 +160,8 @@ main(int argc, char **argv)
 	if ((n = authkeys_load(relay.conf.authorized_keys, &relay.keys, err,
 	    sizeof err)) == -1)
 		fatalx("%s", err);
+	authkey_index_build(&relay.keyidx, &relay.keys);
+	relay.byport = xcalloc(65536, sizeof *relay.byport);
 	log_info("%d device keys from %s", n, relay.conf.authorized_keys);
 	if (server_load_hostkey(&relay, err, sizeof err) == -1)
 		fatalx("%s", err);
@@ -205,6 +207,8 @@ main(int argc, char **argv)
 	event_free(ev_hup);
 	event_free(ev_tick);
 	authkeys_free(&relay.keys);
+	authkey_index_free(&relay.keyidx);
+	free(relay.byport);
 	penalty_clear();
 	ssh_bind_free(relay.bind);
 	free(relay.host_fp);

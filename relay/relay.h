@@ -112,8 +112,10 @@ struct relay {
 	ssh_bind	 bind;
 	char		*host_fp;
 	struct authkeys	 keys;
+	struct authkey_index keyidx;	/* keys by fingerprint */
 	struct sessions	 sessions;
 	struct listeners listeners;
+	struct listener	**byport;	/* 65536 slots: listeners by port */
 	struct evconnlistener **evls;
 	size_t		 nevls;
 	unsigned int	 nunauth;
@@ -122,6 +124,7 @@ struct relay {
 	uint64_t	 takeovers;
 	uint64_t	 ka_failures;
 	int		 quitting;
+	int		 accept_paused;
 	struct control	*ctl;
 	struct evhttp	*http;
 };
@@ -137,6 +140,7 @@ void	config_clear(struct relay_config *);
 int	server_load_hostkey(struct relay *, char *, size_t);
 int	server_listen(struct relay *);
 void	server_close(struct relay *);
+void	server_throttle(struct relay *);
 
 /* metrics.c */
 int	metrics_open(struct relay *);

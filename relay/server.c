@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "relay.h"
@@ -148,4 +149,34 @@ server_close(struct relay *r)
 	free(r->evls);
 	r->evls = NULL;
 	r->nevls = 0;
+}
+
+/*
+ * At max_startups, stop accepting instead of refusing: new devices wait in
+ * the kernel's backlog for a slot rather than being pushed into backoff,
+ * which matters when a whole fleet reconnects after a relay restart.
+ */
+void
+server_throttle(struct relay *r)
+{
+	static time_t last_log;
+	time_t now;
+	size_t i;
+	int full = r->nunauth >= r->conf.startups_full;
+
+	if (full == r->accept_paused || r->quitting)
+		return;
+	r->accept_paused = full;
+	for (i = 0; i < r->nevls; i++) {
+		if (full)
+			evconnlistener_disable(r->evls[i]);
+		else
+			evconnlistener_enable(r->evls[i]);
+	}
+	/* one line per 10 s: a reconnect storm toggles this constantly */
+	if (full && (now = time(NULL)) - last_log >= 10) {
+		last_log = now;
+		log_warnx("%u unauthenticated connections (max_startups): "
+		    "new connections wait until one finishes", r->nunauth);
+	}
 }

@@ -16,14 +16,9 @@ static void session_answer_request(ssh_session, ssh_message, void *);
 struct authkey *
 session_authkey(struct session *sess)
 {
-	struct authkey *ak;
-
 	if (sess->fp == NULL)
 		return NULL;
-	TAILQ_FOREACH(ak, &sess->relay->keys, entry)
-		if (!strcmp(ak->fp, sess->fp))
-			return ak;
-	return NULL;
+	return authkey_index_fp(&sess->relay->keyidx, sess->fp);
 }
 
 /* Deferred free: runs from the loop, never inside a libssh callback. */
@@ -79,6 +74,7 @@ session_close(struct session *sess, const char *fmt, ...)
 	if (sess->state != SESSION_ACTIVE) {
 		r->nunauth--;
 		penalty_unauth(r, sess->peer, -1);
+		server_throttle(r);
 	}
 	from_dev = sess->bytes_in;
 	to_dev = sess->bytes_out;
@@ -155,7 +151,7 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	sess->kex_done = 1;
 	if (sess->state == SESSION_CLOSING)
 		return SSH_AUTH_DENIED;
-	if ((ak = authkeys_find(&r->keys, key)) == NULL) {
+	if ((ak = authkey_index_key(&r->keyidx, key)) == NULL) {
 		fp = key_fingerprint(key);
 		log_info("refused key %s from %s port %d (user \"%s\"): not in "
 		    "authorized_keys", fp, sess->peer, sess->peer_port, user);
@@ -185,6 +181,7 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	sess->since = time(NULL);
 	r->nunauth--;
 	penalty_unauth(r, sess->peer, -1);
+	server_throttle(r);
 	log_info("device %s authenticated from %s port %d (key %s)",
 	    sess->name, sess->peer, sess->peer_port, sess->fp);
 	{
@@ -337,6 +334,7 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
 	struct fwdconn *fc, *tmp;
 	time_t now = time(NULL);
+	int heard;
 
 	(void)fd;
 	(void)what;
@@ -347,7 +345,14 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 		    r->conf.login_grace_time);
 		return;
 	}
-	if (sess->rcount.in_packets != sess->last_in_packets)
+	/*
+	 * Like sshd's ClientAlive: a device heard from during the last
+	 * interval is alive and is not probed; a silent one is probed, and
+	 * closed after keepalive_count_max silent intervals.
+	 */
+	heard = sess->rcount.in_packets != sess->last_in_packets;
+	sess->last_in_packets = sess->rcount.in_packets;
+	if (heard)
 		sess->ka_missed = 0;
 	else if (++sess->ka_missed >= r->conf.keepalive_count_max) {
 		r->ka_failures++;
@@ -364,8 +369,8 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 			fwdconn_free(fc);
 		}
 	}
-	sess->last_in_packets = sess->rcount.in_packets;
-	session_keepalive(sess);
+	if (!heard)
+		session_keepalive(sess);
 	if (sshio_flush(&sess->io) == -1) {
 		session_close(sess, "write failed");
 		return;
@@ -504,6 +509,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 	sess->state = SESSION_KEX;
 	r->nunauth++;
 	penalty_unauth(r, sess->peer, 1);
+	server_throttle(r);
 	TAILQ_INSERT_TAIL(&r->sessions, sess, entry);
 	log_debug("connection from %s port %d", addr, port);
 	session_io(sess, EV_WRITE);
@@ -531,6 +537,8 @@ session_reload_keys(struct relay *r)
 	TAILQ_INIT(&old);
 	TAILQ_CONCAT(&old, &r->keys, entry);
 	TAILQ_CONCAT(&r->keys, &fresh, entry);
+	authkey_index_free(&r->keyidx);
+	authkey_index_build(&r->keyidx, &r->keys);
 	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp) {
 		if (sess->state != SESSION_ACTIVE)
 			continue;

@@ -82,6 +82,7 @@ fuzz_listener(struct relay *r, struct session *sess, int port)
 	FUZZ_ASSERT(l->evl != NULL);
 	sess->nforwards++;
 	TAILQ_INSERT_TAIL(&r->listeners, l, entry);
+	r->byport[port] = l;
 }
 
 /* A forwarded connection in flight, for the byte counts. */
@@ -120,6 +121,7 @@ fuzz_free_relay(struct relay *r)
 		free(sess);
 	}
 	free(r->host_fp);
+	free(r->byport);
 }
 
 /* A minimal JSON checker: returns the end of one value, or NULL. */
@@ -220,6 +222,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	TAILQ_INIT(&r.sessions);
 	TAILQ_INIT(&r.listeners);
 	TAILQ_INIT(&r.keys);
+	r.byport = xcalloc(65536, sizeof *r.byport);
 	r.base = fuzz_base;
 	r.host_fp = xstrdup("SHA256:Dm6y2WlAQ5BK8fXy2iR2LEeFh0TtSdLXxWgbzNS8Yyk");
 	r.refused = 3;
