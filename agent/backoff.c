@@ -13,16 +13,18 @@ backoff_init(struct backoff *b, unsigned long initial, unsigned long max)
 }
 
 /*
- * Next delay: uniform in [initial, min(max, initial * 2^n)], so a fleet
- * that lost its relay at once does not come back in lock step.
+ * Next delay: uniform in [initial, min(max, initial * 2^(n+1))], so a
+ * fleet that lost its relay at once does not come back in lock step, not
+ * even on the first retry.
  */
 unsigned long
 backoff_next(struct backoff *b)
 {
 	unsigned long ceil = b->initial_ms, span;
+	unsigned int e = b->n + 1;
 
-	if (b->n < 32 && (b->initial_ms << b->n) >> b->n == b->initial_ms)
-		ceil = b->initial_ms << b->n;
+	if (e < 32 && (b->initial_ms << e) >> e == b->initial_ms)
+		ceil = b->initial_ms << e;
 	else
 		ceil = b->max_ms;
 	if (ceil > b->max_ms || ceil < b->initial_ms)
