@@ -267,12 +267,57 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 	session_after_poll(sess);
 }
 
+/*
+ * The fingerprint(s) known_hosts lists for this relay, for the mismatch
+ * message (libssh returns no entry when the key differs). NULL if none.
+ */
+static char *
+session_known_fp(struct session *sess)
+{
+	struct ssh_knownhosts_entry *e;
+	char *host = NULL, hostport[300], line[8192], *fp, *all = NULL, *tmp;
+	unsigned int port = 22;
+	FILE *f;
+
+	if (sess->conf->known_hosts == NULL ||
+	    ssh_options_get(sess->s, SSH_OPTIONS_HOST, &host) != SSH_OK)
+		return NULL;
+	ssh_options_get_port(sess->s, &port);
+	if (port == 22)
+		snprintf(hostport, sizeof hostport, "%s", host);
+	else
+		snprintf(hostport, sizeof hostport, "[%s]:%u", host, port);
+	ssh_string_free_char(host);
+	if ((f = fopen(sess->conf->known_hosts, "r")) == NULL)
+		return NULL;
+	while (fgets(line, sizeof line, f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		e = NULL;
+		if (ssh_known_hosts_parse_line(hostport, line, &e) != SSH_OK ||
+		    e == NULL || e->publickey == NULL) {
+			ssh_knownhosts_entry_free(e);
+			continue;
+		}
+		fp = key_fingerprint(e->publickey);
+		ssh_knownhosts_entry_free(e);
+		if (all == NULL)
+			all = fp;
+		else {
+			xasprintf(&tmp, "%s, %s", all, fp);
+			free(all);
+			free(fp);
+			all = tmp;
+		}
+	}
+	fclose(f);
+	return all;
+}
+
 /* Check the relay's host key before anything is sent under our name. */
 static int
 session_check_hostkey(struct session *sess, char *why, size_t len)
 {
 	struct agent_config *c = sess->conf;
-	struct ssh_knownhosts_entry *entry = NULL;
 	enum ssh_known_hosts_e st;
 	ssh_key key = NULL;
 	char *fp, *want;
@@ -305,11 +350,7 @@ session_check_hostkey(struct session *sess, char *why, size_t len)
 		return 0;
 	case SSH_KNOWN_HOSTS_CHANGED:
 	case SSH_KNOWN_HOSTS_OTHER:
-		want = NULL;
-		if (ssh_session_get_known_hosts_entry(sess->s, &entry) !=
-		    SSH_KNOWN_HOSTS_ERROR && entry != NULL &&
-		    entry->publickey != NULL)
-			want = key_fingerprint(entry->publickey);
+		want = session_known_fp(sess);
 		log_error("relay %s HOST KEY MISMATCH: relay presented %s, "
 		    "%s lists %s; not authenticating, nothing forwarded",
 		    sess->peer, fp, c->known_hosts,
@@ -317,8 +358,6 @@ session_check_hostkey(struct session *sess, char *why, size_t len)
 		snprintf(why, len, "host key mismatch (got %s, expected %s)",
 		    fp, want ? want : "another key type");
 		free(want);
-		if (entry != NULL)
-			ssh_knownhosts_entry_free(entry);
 		break;
 	case SSH_KNOWN_HOSTS_UNKNOWN:
 	case SSH_KNOWN_HOSTS_NOT_FOUND:
