@@ -12,7 +12,8 @@ fi
 . "$(dirname "$0")/integration/lib.sh"
 . "$(dirname "$0")/integration/lib_agent.sh"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then B='\033[1m' N='\033[0m'; else B= N=; fi
+step() { printf "\n${B}==> %s${N}\n" "$*"; }
 show() { printf '    $ %s\n' "$*"; }
 
 require_relay
@@ -40,10 +41,10 @@ echo "    connected after $(elapsed "$t0") s"
 "$SIMTUN_BIN/simtunctl" -s "$T/relay/relay.sock" status | sed 's/^/    /'
 
 step "5. The laptop: ssh -p $DEVICE_PORT root@$RELAY_ADDR"
-show "ssh -p $DEVICE_PORT root@$RELAY_ADDR 'echo hello from \$(hostname); ip -4 -o addr show eth0; uptime'"
+cmd='echo "hello from the device: namespace $(ip netns identify)"; ip -4 -o addr show dev eth0; uptime'
+show "ssh -p $DEVICE_PORT root@$RELAY_ADDR '$cmd'"
 wait_until 10 device_reachable || fail "laptop could not reach the device"
-laptop_ssh 'echo "hello from the device: namespace $(ip netns identify)"; ip -4 -o addr show dev eth0 | awk "{print \"device address: \" \$4}"; uptime' |
-    sed 's/^/    /' || fail "ssh -p $DEVICE_PORT failed"
+laptop_ssh "$cmd" | sed 's/^/    /' || fail "ssh -p $DEVICE_PORT failed"
 
 step "6. Reboot the device half-open: no FIN or RST ever reaches the relay"
 reboot_device
