@@ -126,6 +126,7 @@ int	 match_pattern(const char *, const char *);
 
 /* keys.c */
 char	*key_fingerprint(ssh_key);
+char	*key_fingerprint_line(ssh_key, const char *);
 int	 key_file_private_ok(const char *, char *, size_t);
 
 /* net.c */

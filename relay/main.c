@@ -210,18 +210,17 @@ main(int argc, char **argv)
 	}
 	if (fponly) {
 		ssh_key key = NULL;
-		char *fp;
+		char *line;
 
-		if (ssh_pki_import_pubkey_file(relay.conf.host_key, &key) !=
-		    SSH_OK && ssh_pki_import_privkey_file(relay.conf.host_key,
-		    NULL, NULL, NULL, &key) != SSH_OK) {
+		if (ssh_pki_import_privkey_file(relay.conf.host_key, NULL,
+		    NULL, NULL, &key) != SSH_OK) {
 			fprintf(stderr, "%s: cannot read host key\n",
 			    relay.conf.host_key);
 			exit(1);
 		}
-		fp = key_fingerprint(key);
-		printf("256 %s simtun-relay (ED25519)\n", fp);
-		free(fp);
+		line = key_fingerprint_line(key, relay.conf.host_key);
+		printf("%s\n", line);
+		free(line);
 		ssh_key_free(key);
 		exit(0);
 	}

@@ -22,6 +22,8 @@ struct tkey {
 	char	 type[64];
 	char	 b64[2048];
 	char	 fp[128];	/* field 2 of ssh-keygen -lf */
+	char	 kgl[4096];	/* the whole ssh-keygen -lf line */
+	char	 name[64];
 	ssh_key	 pub;		/* imported from path.pub by libssh */
 };
 
@@ -69,6 +71,9 @@ tkey_make(struct tkey *k, const char *name, const char *kt, const char *bits)
 		return -1;
 	}
 	pclose(fp);
+	line[strcspn(line, "\n")] = '\0';
+	snprintf(k->kgl, sizeof k->kgl, "%s", line);
+	snprintf(k->name, sizeof k->name, "%s", name);
 	if (ssh_pki_import_pubkey_file(pubpath, &k->pub) != SSH_OK)
 		return -1;
 	return 0;
@@ -755,6 +760,9 @@ test_fingerprint(void)
 	size_t i;
 
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		fp = key_fingerprint_line(keys[i]->pub, keys[i]->name);
+		CHECK_STR(fp, keys[i]->kgl);	/* bits, fp, comment, type */
+		free(fp);
 		fp = key_fingerprint(keys[i]->pub);
 		CHECK_STR(fp, keys[i]->fp);
 		CHECK(strncmp(fp, "SHA256:", 7) == 0);
