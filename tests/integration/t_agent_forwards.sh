@@ -1,0 +1,41 @@
+#!/bin/bash
+# Several [forward] sections: each granted port reaches its own local
+# target; a port the key may not take is refused by the relay and the agent
+# still serves the others; SIGTERM disconnects properly, so the relay frees
+# the ports at once.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_agent.sh"
+
+require_agent
+require_relay
+require_cmds socat
+netns_setup
+sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="4650"/' "$T/relay/authorized_keys"
+start_relay
+ip netns exec "$NS_DEVICE" socat TCP-LISTEN:7000,bind=127.0.0.1,reuseaddr,fork EXEC:cat &
+ST_DAEMONS+=($!)
+AGENT_EXTRA="
+[forward echo]
+remote = 4650
+local = 127.0.0.1:7000
+
+[forward nope]
+remote = 4651
+local = 127.0.0.1:7000"
+start_agent
+agent_wait_connected 10 || fail "agent did not connect"
+wait_until 10 device_reachable -c 3 -T 8 || fail "forward ssh (4649) does not reach sshd"
+got=$(echo "echo-through-4650" | timeout 5 ip netns exec "$NS_LAPTOP" socat -t 2 - TCP:$RELAY_ADDR:4650)
+[ "$got" = "echo-through-4650" ] || fail "forward echo (4650) answered '$got'"
+grep -q "refused forward of port 4651" "$RELAY_LOG" || fail "relay did not refuse 4651"
+port_listening "$NS_RELAY" 4651 && fail "relay listens on 4651"
+log "4649 -> sshd and 4650 -> echo work; 4651 refused"
+
+kill -TERM "$AGENT_PID"
+t0=$(now)
+wait_until 5 eval '! port_listening "$NS_RELAY" 4649 && ! port_listening "$NS_RELAY" 4650' ||
+    fail "relay still listens after the agent's SIGTERM"
+log "ports freed $(elapsed "$t0") s after the agent's SIGTERM"
+grep -E "dev1 .*closed: " "$RELAY_LOG" | tail -1 | grep -qi "disconnect" ||
+    fail "relay did not see a proper disconnect: $(grep 'closed:' "$RELAY_LOG" | tail -1)"
+exit 0
