@@ -158,10 +158,12 @@ agent_session_up(struct agent *a, struct session *sess)
 	size_t n;
 	unsigned long t;
 	struct timeval tv;
+	int i = 0;
 
-	(void)sess;
 	a->last_error[0] = '\0';
 	TAILQ_FOREACH(f, &a->conf->forwards, entry) {
+		if (!session_forward_granted(sess, i++))
+			continue;
 		n = strlen(ports);
 		snprintf(ports + n, sizeof ports - n, "%s%u", n ? ", " : "",
 		    f->remote_port);

@@ -111,6 +111,7 @@ void	 session_close(struct session *, const char *, int);
 void	 session_disconnect(struct session *);
 void	 session_free(struct session *);
 int	 session_is_up(struct session *);
+int	 session_forward_granted(struct session *, int);
 struct path *session_path(struct session *);
 
 /* forward.c: forwarded channels from the relay -> local connections */

@@ -313,6 +313,13 @@ session_known_fp(struct session *sess)
 	return all;
 }
 
+/* Was the idx-th [forward] granted by the relay in this session? */
+int
+session_forward_granted(struct session *sess, int idx)
+{
+	return idx >= 0 && idx < sess->nfwd && sess->bound[idx] != 0;
+}
+
 /* Check the relay's host key before anything is sent under our name. */
 static int
 session_check_hostkey(struct session *sess, char *why, size_t len)

@@ -30,6 +30,8 @@ got=$(echo "echo-through-4650" | timeout 5 ip netns exec "$NS_LAPTOP" socat -t 2
 grep -q "refused forward of port 4651" "$RELAY_LOG" || fail "relay did not refuse 4651"
 port_listening "$NS_RELAY" 4651 && fail "relay listens on 4651"
 log "4649 -> sshd and 4650 -> echo work; 4651 refused"
+grep -q "connected to .* forwarding 4649, 4650$" "$AGENT_LOG" ||
+    fail "agent does not report the granted ports: $(grep 'connected to' "$AGENT_LOG" | tail -1)"
 
 kill -TERM "$AGENT_PID"
 t0=$(now)
