@@ -33,6 +33,8 @@ listener_free(struct listener *l)
 void
 fwdconn_free(struct fwdconn *fc)
 {
+	if (fc->p != NULL)
+		pump_free(fc->p);
 	if (fc->ch != NULL)
 		ssh_channel_free(fc->ch);
 	if (fc->fd != -1)
@@ -45,15 +47,12 @@ fwdconn_free(struct fwdconn *fc)
 static void
 listener_start(struct session *sess, struct fwdconn *fc)
 {
-	struct pump *p;
+	struct pump *p = fc->p;
 
-	p = pump_new(sess->relay->base, &sess->io, fc->ch, fc->fd,
-	    session_pump_done, sess);
 	TAILQ_INSERT_TAIL(&sess->pumps, p, entry);
 	log_debug("device %s: connection from %s port %d joined to port %d",
 	    sess->name, fc->peer, fc->peer_port, fc->port);
-	fc->ch = NULL;
-	fc->fd = -1;
+	fc->p = NULL;
 	fwdconn_free(fc);
 	pump_kick(p);
 }
@@ -64,8 +63,8 @@ listener_open(struct session *sess, struct fwdconn *fc)
 {
 	int rc;
 
-	rc = ssh_channel_open_reverse_forward(fc->ch, fc->bind_req, fc->port,
-	    fc->peer, fc->peer_port);
+	rc = ssh_channel_open_reverse_forward(fc->p->ch, fc->bind_req,
+	    fc->port, fc->peer, fc->peer_port);
 	if (rc == SSH_AGAIN)
 		return 0;
 	if (rc == SSH_OK) {
@@ -137,6 +136,16 @@ listener_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		fwdconn_free(fc);
 		return;
 	}
+	/*
+	 * The pump (and its channel callbacks) exists before the open is
+	 * confirmed, so data the device sends right after the confirmation
+	 * is delivered, not left in libssh until more arrives. The socket is
+	 * not read until the channel has a window.
+	 */
+	fc->p = pump_new(sess->relay->base, &sess->io, fc->ch, fd,
+	    session_pump_done, sess);
+	fc->ch = NULL;
+	fc->fd = -1;
 	if (listener_open(sess, fc) == 0)
 		TAILQ_INSERT_TAIL(&sess->opening, fc, entry);
 	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)

@@ -101,6 +101,7 @@ struct fwdconn {
 	char		*bind_req;
 	int		 fd;
 	ssh_channel	 ch;
+	struct pump	*p;		/* set up before the open completes */
 	char		 peer[64];
 	int		 peer_port;
 	time_t		 started;

@@ -10,11 +10,18 @@ require_agent
 require_relay
 require_cmds socat
 netns_setup
-sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="4650"/' "$T/relay/authorized_keys"
+sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="4650",permitlisten="4652"/' "$T/relay/authorized_keys"
 start_relay
 ip netns exec "$NS_DEVICE" socat TCP-LISTEN:7000,bind=127.0.0.1,reuseaddr,fork EXEC:cat &
 ST_DAEMONS+=($!)
+# a server that speaks first and the client only listens (like SMTP)
+ip netns exec "$NS_DEVICE" socat TCP-LISTEN:7001,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo server-speaks-first' &
+ST_DAEMONS+=($!)
 AGENT_EXTRA="
+[forward banner]
+remote = 4652
+local = 127.0.0.1:7001
+
 [forward echo]
 remote = 4650
 local = 127.0.0.1:7000
@@ -27,15 +34,17 @@ agent_wait_connected 10 || fail "agent did not connect"
 wait_until 10 device_reachable -c 3 -T 8 || fail "forward ssh (4649) does not reach sshd"
 got=$(echo "echo-through-4650" | timeout 5 ip netns exec "$NS_LAPTOP" socat -t 2 - TCP:$RELAY_ADDR:4650)
 [ "$got" = "echo-through-4650" ] || fail "forward echo (4650) answered '$got'"
+got=$(timeout 5 ip netns exec "$NS_LAPTOP" socat -u TCP:$RELAY_ADDR:4652 STDOUT)
+[ "$got" = "server-speaks-first" ] || fail "server-first forward (4652) gave '$got'"
 grep -q "refused forward of port 4651" "$RELAY_LOG" || fail "relay did not refuse 4651"
 port_listening "$NS_RELAY" 4651 && fail "relay listens on 4651"
 log "4649 -> sshd and 4650 -> echo work; 4651 refused"
-grep -q "connected to .* forwarding 4649, 4650$" "$AGENT_LOG" ||
+grep -q "connected to .* forwarding 4649, 4652, 4650$" "$AGENT_LOG" ||
     fail "agent does not report the granted ports: $(grep 'connected to' "$AGENT_LOG" | tail -1)"
 
 kill -TERM "$AGENT_PID"
 t0=$(now)
-wait_until 5 eval '! port_listening "$NS_RELAY" 4649 && ! port_listening "$NS_RELAY" 4650' ||
+wait_until 5 eval '! port_listening "$NS_RELAY" 4649 && ! port_listening "$NS_RELAY" 4650 && ! port_listening "$NS_RELAY" 4652' ||
     fail "relay still listens after the agent's SIGTERM"
 log "ports freed $(elapsed "$t0") s after the agent's SIGTERM"
 grep -E "dev1 .*closed: " "$RELAY_LOG" | tail -1 | grep -qi "disconnect" ||
