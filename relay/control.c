@@ -33,9 +33,10 @@ control_ports(struct relay *r, struct session *sess, char *buf, size_t len)
 	size_t off = 0;
 
 	buf[0] = '\0';
-	TAILQ_FOREACH(l, &r->listeners, entry) {
-		if (l->owner != sess || off >= len)
-			continue;
+	(void)r;
+	TAILQ_FOREACH(l, &sess->owned, sentry) {
+		if (off >= len)
+			break;
 		off += (size_t)snprintf(buf + off, len - off, "%s%d",
 		    off ? "," : "", l->port);
 	}

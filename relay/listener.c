@@ -22,8 +22,11 @@ listener_free(struct listener *l)
 {
 	TAILQ_REMOVE(&l->relay->listeners, l, entry);
 	l->relay->byport[l->port] = NULL;
-	if (l->owner != NULL && l->owner->nforwards > 0)
-		l->owner->nforwards--;
+	if (l->owner != NULL) {
+		TAILQ_REMOVE(&l->owner->owned, l, sentry);
+		if (l->owner->nforwards > 0)
+			l->owner->nforwards--;
+	}
 	evconnlistener_free(l->evl);
 	free(l->bind_req);
 	free(l);
@@ -205,7 +208,9 @@ listener_request(struct session *sess, const char *addr, int port,
 		old = l->owner;
 		if (old->nforwards > 0)
 			old->nforwards--;
+		TAILQ_REMOVE(&old->owned, l, sentry);
 		l->owner = sess;
+		TAILQ_INSERT_TAIL(&sess->owned, l, sentry);
 		sess->nforwards++;
 		free(l->bind_req);
 		l->bind_req = xstrdup(addr);
@@ -243,6 +248,7 @@ listener_request(struct session *sess, const char *addr, int port,
 	}
 	evconnlistener_set_error_cb(l->evl, listener_error);
 	TAILQ_INSERT_TAIL(&r->listeners, l, entry);
+	TAILQ_INSERT_TAIL(&sess->owned, l, sentry);
 	r->byport[port] = l;
 	sess->nforwards++;
 	log_info("device %s: listening on %s port %d", sess->name,
@@ -269,13 +275,10 @@ listener_cancel(struct session *sess, const char *addr, int port)
 void
 listener_release(struct session *sess)
 {
-	struct listener *l, *tmp;
+	struct listener *l;
 
-	TAILQ_FOREACH_SAFE(l, &sess->relay->listeners, entry, tmp) {
-		if (l->owner == sess) {
-			log_info("device %s: closed port %d", sess->name,
-			    l->port);
-			listener_free(l);
-		}
+	while ((l = TAILQ_FIRST(&sess->owned)) != NULL) {
+		log_info("device %s: closed port %d", sess->name, l->port);
+		listener_free(l);
 	}
 }

@@ -46,6 +46,8 @@ enum session_state { SESSION_KEX, SESSION_AUTH, SESSION_ACTIVE,
 
 struct fwdconn;
 TAILQ_HEAD(fwdconns, fwdconn);
+struct listener;
+TAILQ_HEAD(listeners, listener);
 
 struct session {
 	TAILQ_ENTRY(session) entry;
@@ -74,6 +76,7 @@ struct session {
 	unsigned int	 nforwards;
 	struct pumps	 pumps;
 	struct fwdconns	 opening;
+	struct listeners owned;		/* the ports this session holds */
 	uint64_t	 bytes_in;	/* from the device (closed pumps) */
 	uint64_t	 bytes_out;	/* to the device (closed pumps) */
 	unsigned int	 takeovers;
@@ -85,6 +88,7 @@ TAILQ_HEAD(sessions, session);
 /* A device port: a listening socket owned by one session at a time. */
 struct listener {
 	TAILQ_ENTRY(listener) entry;
+	TAILQ_ENTRY(listener) sentry;	/* in owner->owned */
 	struct relay	*relay;
 	int		 port;
 	char		*bind_req;	/* address the client asked to bind */
@@ -92,7 +96,6 @@ struct listener {
 	struct session	*owner;
 	unsigned int	 nconns;
 };
-TAILQ_HEAD(listeners, listener);
 
 /* A TCP connection to a device port waiting for its channel to open. */
 struct fwdconn {

@@ -471,6 +471,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 	sess->rtt_ms = -1;
 	TAILQ_INIT(&sess->pumps);
 	TAILQ_INIT(&sess->opening);
+	TAILQ_INIT(&sess->owned);
 	if ((sess->s = ssh_new()) == NULL)
 		fatalx("ssh_new");
 	if (ssh_bind_accept_fd(r->bind, sess->s, fd) != SSH_OK) {
@@ -551,9 +552,8 @@ session_reload_keys(struct relay *r)
 			    "from=");
 			continue;
 		}
-		TAILQ_FOREACH_SAFE(l, &r->listeners, entry, ltmp) {
-			if (l->owner == sess &&
-			    !authkey_permits(ak, l->bind_req, l->port)) {
+		TAILQ_FOREACH_SAFE(l, &sess->owned, sentry, ltmp) {
+			if (!authkey_permits(ak, l->bind_req, l->port)) {
 				log_info("device %s: port %d no longer "
 				    "permitted, closed", sess->name, l->port);
 				listener_free(l);

@@ -61,6 +61,7 @@ fuzz_session(struct relay *r, const char *name, enum session_state state,
 	sess->io.ev_wr = event_new(fuzz_base, -1, 0, fuzz_nop, NULL);
 	TAILQ_INIT(&sess->pumps);
 	TAILQ_INIT(&sess->opening);
+	TAILQ_INIT(&sess->owned);
 	TAILQ_INSERT_TAIL(&r->sessions, sess, entry);
 	if (state != SESSION_ACTIVE)
 		r->nunauth++;
@@ -82,6 +83,7 @@ fuzz_listener(struct relay *r, struct session *sess, int port)
 	FUZZ_ASSERT(l->evl != NULL);
 	sess->nforwards++;
 	TAILQ_INSERT_TAIL(&r->listeners, l, entry);
+	TAILQ_INSERT_TAIL(&sess->owned, l, sentry);
 	r->byport[port] = l;
 }
 
