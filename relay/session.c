@@ -195,6 +195,47 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 }
 
 /*
+ * Every other request the callbacks above do not take (direct-tcpip for
+ * ssh -L, x11, agent forwarding, ...): logged, then refused by libssh's
+ * default reply.
+ */
+static int
+session_other_message(ssh_session s, ssh_message msg, void *arg)
+{
+	struct session *sess = arg;
+
+	const char *what;
+
+	(void)s;
+	if (ssh_message_type(msg) != SSH_REQUEST_CHANNEL_OPEN)
+		return 1;
+	switch (ssh_message_subtype(msg)) {
+	case SSH_CHANNEL_DIRECT_TCPIP: what = "direct-tcpip (ssh -L/-J)"; break;
+	case SSH_CHANNEL_FORWARDED_TCPIP: what = "forwarded-tcpip"; break;
+	case SSH_CHANNEL_X11: what = "x11"; break;
+	case SSH_CHANNEL_AUTH_AGENT: what = "agent forwarding"; break;
+	default: what = "unknown"; break;
+	}
+	log_info("%s (%s port %d): refused a %s channel (the relay only takes "
+	    "reverse forwards)", sess->name ? sess->name :
+	    "unauthenticated client", sess->peer, sess->peer_port, what);
+	return 1;
+}
+
+/* A shell or command session is never opened: the relay only forwards. */
+static ssh_channel
+session_open_session(ssh_session s, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)s;
+	log_info("%s (%s port %d): refused a shell/exec session (the relay "
+	    "only takes reverse forwards; use ssh -N)", sess->name ?
+	    sess->name : "unauthenticated client", sess->peer, sess->peer_port);
+	return NULL;
+}
+
+/*
  * "none" is refused. The first one is how OpenSSH clients ask which methods
  * exist, so it is not a failure (as in sshd); counting it penalized every
  * successful stock-ssh login and blocked a CGNAT address after 10 logins.
@@ -293,6 +334,9 @@ session_answer_request(ssh_session s, ssh_message msg, void *arg)
 			ssh_message_global_request_reply_success(msg, 0);
 			return;
 		}
+		log_info("%s (%s): refused to cancel port %d: not held by this "
+		    "session", sess->name ? sess->name : "unauthenticated",
+		    sess->peer, port);
 		ssh_message_reply_default(msg);
 		return;
 	default:
@@ -493,6 +537,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 	sess->scb.auth_pubkey_function = session_auth_pubkey;
 	sess->scb.auth_none_function = session_auth_none;
 	sess->scb.auth_password_function = session_auth_password;
+	sess->scb.channel_open_request_session_function = session_open_session;
 	ssh_callbacks_init(&sess->scb);
 	ssh_set_server_callbacks(sess->s, &sess->scb);
 	sess->cb.userdata = sess;
@@ -500,6 +545,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 	ssh_callbacks_init(&sess->cb);
 	ssh_set_callbacks(sess->s, &sess->cb);
 	ssh_set_auth_methods(sess->s, SSH_AUTH_METHOD_PUBLICKEY);
+	ssh_set_message_callback(sess->s, session_other_message, sess);
 
 	sess->ev_timer = evtimer_new(r->base, session_timer, sess);
 	sess->ev_free = event_new(r->base, -1, 0, session_free_cb, sess);
