@@ -32,6 +32,8 @@ struct session {
 	struct event	*ev_free;	/* deferred teardown */
 	int		 nfwd;
 	int		 fwd_idx;	/* forward being requested */
+	int		 fwd_retry;	/* refused forward re-asked, -1 none */
+	time_t		 fwd_retry_at;	/* when refused ones are asked again */
 	int		*bound;		/* granted port per forward, 0 = no */
 	int		 ngranted;
 	struct fwd_chans chans;
@@ -57,6 +59,8 @@ session_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
 }
+
+static int session_forward_collect(struct session *);
 
 /* Name of the path for logs. */
 static const char *
@@ -211,10 +215,115 @@ session_after_poll(struct session *sess)
 {
 	if (sess->state != SESS_UP)
 		return;
+	/* a re-asked forward's answer first, so its channels are accepted */
+	if (sess->fwd_retry >= 0 && session_forward_collect(sess)) {
+		sess->ka_out = 0;
+		sess->ka_missed = 0;
+	}
 	forward_accept_all(sess, &sess->io, &sess->chans, sess->conf,
 	    sess->bound);
 	forward_kick_all(&sess->chans);
 	session_flush(sess);
+}
+
+/* The idx-th [forward]. */
+static struct forward *
+session_forward(struct session *sess, int idx)
+{
+	struct forward *f;
+	int i = 0;
+
+	TAILQ_FOREACH(f, &sess->conf->forwards, entry)
+		if (i++ == idx)
+			return f;
+	return NULL;
+}
+
+/* How often forwards the relay refused are asked for again. */
+static time_t
+session_retry_secs(struct session *sess)
+{
+	unsigned long t = sess->conf->backoff_max;
+
+	if (t < sess->conf->ka_interval)
+		t = sess->conf->ka_interval;
+	return (time_t)t;
+}
+
+/* The answer to a re-asked forward is in (or not yet: SSH_AGAIN). */
+static int
+session_forward_answer(struct session *sess, int rc)
+{
+	struct forward *f = session_forward(sess, sess->fwd_retry);
+
+	if (rc == SSH_AGAIN)
+		return 0;
+	if (rc == SSH_OK && f != NULL) {
+		sess->bound[sess->fwd_retry] = f->remote_port;
+		sess->ngranted++;
+		log_info("forward %s: relay %s now listens on port %u -> %s:%u",
+		    f->name, sess->peer, f->remote_port, f->local_host,
+		    f->local_port);
+		agent_session_up(sess->a, sess);
+	} else if (f != NULL)
+		log_debug("forward %s: port %u still refused", f->name,
+		    f->remote_port);
+	sess->fwd_retry = -1;
+	return 1;
+}
+
+/* Poll for the answer with the very same request (never a keepalive). */
+static int
+session_forward_collect(struct session *sess)
+{
+	struct forward *f = session_forward(sess, sess->fwd_retry);
+	int bound = 0;
+
+	if (f == NULL) {
+		sess->fwd_retry = -1;
+		return 1;
+	}
+	return session_forward_answer(sess, ssh_channel_listen_forward(sess->s,
+	    f->remote_host, f->remote_port, &bound));
+}
+
+/*
+ * Ask again, now and then, for a forward the relay refused (the port was
+ * held by someone else, or the key's permitlisten changed since). The
+ * request shares libssh's one reply slot with keepalives, so it is sent
+ * only when no probe is out, and its answer doubles as one.
+ */
+static int
+session_forward_retry(struct session *sess)
+{
+	struct forward *f;
+	uint64_t out = sess->rcnt.out_packets;
+	int i, idx = -1, bound = 0, rc;
+
+	if (sess->ngranted == sess->nfwd || session_now() < sess->fwd_retry_at)
+		return 0;
+	for (i = 0; i < sess->nfwd && idx == -1; i++)
+		if (sess->bound[i] == 0)
+			idx = i;
+	if ((f = session_forward(sess, idx)) == NULL)
+		return 0;
+	rc = ssh_channel_listen_forward(sess->s, f->remote_host,
+	    f->remote_port, &bound);
+	/* the first call may only have collected the last probe's answer */
+	if (sess->rcnt.out_packets == out)
+		rc = ssh_channel_listen_forward(sess->s, f->remote_host,
+		    f->remote_port, &bound);
+	if (sess->rcnt.out_packets == out)
+		return 0;
+	sess->fwd_retry_at = session_now() + session_retry_secs(sess);
+	sess->fwd_retry = idx;
+	log_debug("forward %s: asking the relay again for port %u", f->name,
+	    f->remote_port);
+	if (session_forward_answer(sess, rc))
+		return 1;
+	sess->ka_in = sess->rcnt.in_packets;
+	sess->ka_out = 1;
+	return 1;
 }
 
 /*
@@ -250,6 +359,19 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		sess->ka_out = 0;
 		sess->ka_missed = 0;
+		if (sess->fwd_retry >= 0) {
+			/* collect it with the same call, not a keepalive */
+			if (!session_forward_collect(sess)) {
+				sess->ka_in = sess->rcnt.in_packets;
+				sess->ka_out = 1;
+			}
+			session_after_poll(sess);
+			return;
+		}
+	}
+	if (session_forward_retry(sess)) {
+		session_after_poll(sess);
+		return;
 	}
 	sess->ka_in = sess->rcnt.in_packets;
 	out = sess->rcnt.out_packets;
@@ -400,6 +522,8 @@ session_go_up(struct session *sess)
 	sess->state = SESS_UP;
 	sess->was_up = 1;
 	sess->up_since = session_now();
+	sess->fwd_retry = -1;
+	sess->fwd_retry_at = sess->up_since + session_retry_secs(sess);
 	evtimer_add(sess->ev_ka, &tv);
 	agent_session_up(sess->a, sess);
 }

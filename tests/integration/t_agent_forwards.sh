@@ -1,7 +1,7 @@
 #!/bin/bash
 # Several [forward] sections: each granted port reaches its own local
 # target; a port the key may not take is refused by the relay and the agent
-# still serves the others; SIGTERM disconnects properly, so the relay frees
+# still serves the others, and asks again later (granted once allowed); SIGTERM disconnects properly, so the relay frees
 # the ports at once.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_agent.sh"
@@ -42,9 +42,23 @@ log "4649 -> sshd and 4650 -> echo work; 4651 refused"
 grep -q "connected to .* forwarding 4649, 4652, 4650$" "$AGENT_LOG" ||
     fail "agent does not report the granted ports: $(grep 'connected to' "$AGENT_LOG" | tail -1)"
 
+# the relay now permits 4651: the agent asks again on its own (every
+# backoff_max) and gets it, without dropping its session
+n=$(grep -c "simtun-agent: connecting to" "$AGENT_LOG")
+sed -i 's/permitlisten="4652"/permitlisten="4652",permitlisten="4651"/' "$T/relay/authorized_keys"
+kill -HUP "$RELAY_PID"
+t0=$(now)
+wait_until 15 port_listening "$NS_RELAY" 4651 || fail "agent did not ask again for 4651"
+log "refused forward granted $(elapsed "$t0") s after the relay allowed it"
+got=$(echo "late-4651" | timeout 5 ip netns exec "$NS_LAPTOP" socat -t 2 - TCP:$RELAY_ADDR:4651)
+[ "$got" = "late-4651" ] || fail "forward nope (4651) answered '$got'"
+[ "$(grep -c "simtun-agent: connecting to" "$AGENT_LOG")" = "$n" ] ||
+    fail "the agent reconnected instead of asking on its session"
+device_reachable -c 3 -T 8 || fail "4649 lost after the late grant"
+
 kill -TERM "$AGENT_PID"
 t0=$(now)
-wait_until 5 eval '! port_listening "$NS_RELAY" 4649 && ! port_listening "$NS_RELAY" 4650 && ! port_listening "$NS_RELAY" 4652' ||
+wait_until 5 eval '! port_listening "$NS_RELAY" 4649 && ! port_listening "$NS_RELAY" 4650 && ! port_listening "$NS_RELAY" 4652 && ! port_listening "$NS_RELAY" 4651' ||
     fail "relay still listens after the agent's SIGTERM"
 log "ports freed $(elapsed "$t0") s after the agent's SIGTERM"
 grep -E "dev1 .*closed: " "$RELAY_LOG" | tail -1 | grep -qi "disconnect" ||
