@@ -139,6 +139,18 @@ parse_source(const char *v, const char **why)
 	return -1;
 }
 
+/* "KIND NAME" (or just "KIND"): the NAME part, else NULL. */
+static const char *
+config_section_name(const char *section, const char *kind)
+{
+	size_t n = strlen(kind);
+
+	if (strncmp(section, kind, n) != 0 || (section[n] != ' ' &&
+	    section[n] != '\t' && section[n] != '\0'))
+		return NULL;
+	return section + n + strspn(section + n, " \t");
+}
+
 /* A section header opens: set up [forward NAME] / [path NAME] entries. */
 static int
 config_section(struct config_ctx *ctx, struct agent_config *c,
@@ -154,10 +166,7 @@ config_section(struct config_ctx *ctx, struct agent_config *c,
 		return SEC_AGENT;
 	if (!strcmp(section, "relay"))
 		return SEC_RELAY;
-	if (!strncmp(section, "forward", 7) && (section[7] == ' ' ||
-	    section[7] == '\t' || section[7] == '\0')) {
-		name = section + 7;
-		name += strspn(name, " \t");
+	if ((name = config_section_name(section, "forward")) != NULL) {
 		TAILQ_FOREACH(f, &c->forwards, entry) {
 			if (!strcmp(f->name, name)) {
 				c->cur_forward = f;
@@ -171,10 +180,7 @@ config_section(struct config_ctx *ctx, struct agent_config *c,
 		c->cur_forward = f;
 		return SEC_FORWARD;
 	}
-	if (!strncmp(section, "path", 4) && (section[4] == ' ' ||
-	    section[4] == '\t' || section[4] == '\0')) {
-		name = section + 4;
-		name += strspn(name, " \t");
+	if ((name = config_section_name(section, "path")) != NULL) {
 		TAILQ_FOREACH(p, &c->paths, entry) {
 			if (!strcmp(p->name, name)) {
 				c->cur_path = p;
