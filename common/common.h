@@ -54,6 +54,12 @@ void	log_error(const char *, ...) PRINTFLIKE(1, 2);
 __dead void fatal(const char *, ...) PRINTFLIKE(1, 2);
 __dead void fatalx(const char *, ...) PRINTFLIKE(1, 2);
 
+/* escape.c: peer text for logs and status (\xNN, capped) */
+#define ESC_MAX	128
+char	*escape_str(char *, size_t, const char *, size_t);
+const char *esc(const char *);
+int	 str_printable(const char *);
+
 /* xmalloc.c */
 void	*xmalloc(size_t);
 void	*xcalloc(size_t, size_t);
