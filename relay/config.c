@@ -28,6 +28,10 @@ config_defaults(struct relay_config *c)
 	c->max_auth_tries = 6;
 	c->max_forwards = 16;
 	c->max_conns_per_port = 64;
+	c->max_conns_per_source = 16;
+	c->max_conns = 4096;
+	c->max_sessions_per_key = 4;
+	c->channel_open_timeout = 30;
 	c->control_socket = xstrdup("/run/simtun/relay.sock");
 }
 
@@ -232,6 +236,17 @@ config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
 	if (!strcmp(name, "max_conns_per_port"))
 		return config_number(ctx, &c->max_conns_per_port, name, v, 1,
 		    100000);
+	if (!strcmp(name, "max_conns_per_source"))
+		return config_number(ctx, &c->max_conns_per_source, name, v, 1,
+		    100000);
+	if (!strcmp(name, "max_conns"))
+		return config_number(ctx, &c->max_conns, name, v, 1, 1000000);
+	if (!strcmp(name, "max_sessions_per_key"))
+		return config_number(ctx, &c->max_sessions_per_key, name, v, 1,
+		    1000);
+	if (!strcmp(name, "channel_open_timeout"))
+		return config_number(ctx, &c->channel_open_timeout, name, v, 1,
+		    600);
 	return config_error(ctx, "unknown key \"%s\" in [relay]", name);
 }
 

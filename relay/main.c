@@ -108,6 +108,10 @@ main_reload_config(struct relay *r)
 	c->max_auth_tries = nc.max_auth_tries;
 	c->max_forwards = nc.max_forwards;
 	c->max_conns_per_port = nc.max_conns_per_port;
+	c->max_conns_per_source = nc.max_conns_per_source;
+	c->max_conns = nc.max_conns;
+	c->max_sessions_per_key = nc.max_sessions_per_key;
+	c->channel_open_timeout = nc.channel_open_timeout;
 	free(c->penalty_exempt);
 	c->penalty_exempt = nc.penalty_exempt;
 	nc.penalty_exempt = NULL;

@@ -38,6 +38,10 @@ struct relay_config {
 	unsigned long	 max_auth_tries;
 	unsigned long	 max_forwards;
 	unsigned long	 max_conns_per_port;
+	unsigned long	 max_conns_per_source;	/* per device port */
+	unsigned long	 max_conns;		/* relay-wide */
+	unsigned long	 max_sessions_per_key;
+	unsigned long	 channel_open_timeout;
 	char		*control_socket;
 };
 
