@@ -144,6 +144,8 @@ session_disconnect(struct session *sess)
 		if (sshio_attach(&sess->io) == 0)
 			ssh_event_dopoll(sess->io.sev, 0);
 	}
+	if (sess->io_init)
+		sshio_forget_channels(&sess->io);
 	ssh_disconnect(sess->s);
 	/* libssh drops the session's fd; nothing more goes out after this */
 	shutdown(sess->fd, SHUT_RDWR);

@@ -185,6 +185,7 @@ void	sshio_bury(struct sshio *, ssh_channel, int);
 void	sshio_sweep(struct sshio *);
 void	sshio_violation(struct sshio *, const char *, ...) PRINTFLIKE(2, 3);
 int	sshio_closed_channel(ssh_channel);
+void	sshio_forget_channels(struct sshio *);
 void	sshio_clear(struct sshio *);
 
 /*

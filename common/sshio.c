@@ -265,6 +265,23 @@ sshio_sweep(struct sshio *io)
 	}
 }
 
+/*
+ * The session is about to be disconnected (ssh_disconnect frees every
+ * channel): let go of the buried ones without touching them again.
+ */
+void
+sshio_forget_channels(struct sshio *io)
+{
+	struct sshio_grave *g;
+
+	while ((g = TAILQ_FIRST(&io->graves)) != NULL) {
+		TAILQ_REMOVE(&io->graves, g, entry);
+		io->ngraves--;
+		ssh_remove_channel_callbacks(g->ch, &g->cbs);
+		free(g);
+	}
+}
+
 /* Stop watching and free the events; the session itself is the owner's. */
 void
 sshio_clear(struct sshio *io)

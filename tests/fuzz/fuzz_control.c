@@ -59,8 +59,7 @@ fuzz_session(struct relay *r, const char *name, enum session_state state,
 	sess->ev_free = event_new(fuzz_base, -1, 0, fuzz_nop, NULL);
 	sess->io.ev_rd = event_new(fuzz_base, -1, 0, fuzz_nop, NULL);
 	sess->io.ev_wr = event_new(fuzz_base, -1, 0, fuzz_nop, NULL);
-	TAILQ_INIT(&sess->pumps);
-	TAILQ_INIT(&sess->opening);
+	TAILQ_INIT(&sess->conns);
 	TAILQ_INIT(&sess->owned);
 	TAILQ_INSERT_TAIL(&r->sessions, sess, entry);
 	if (state != SESSION_ACTIVE)
@@ -91,11 +90,20 @@ fuzz_listener(struct relay *r, struct session *sess, int port)
 static void
 fuzz_pump(struct session *sess, uint64_t in, uint64_t out)
 {
-	struct pump *p = xcalloc(1, sizeof *p);
+	struct conn *c = xcalloc(1, sizeof *c);
 
-	p->bytes_in = in;
-	p->bytes_out = out;
-	TAILQ_INSERT_TAIL(&sess->pumps, p, entry);
+	c->sess = sess;
+	c->state = CONN_OPEN;
+	c->p = xcalloc(1, sizeof *c->p);
+	c->p->bytes_in = in;
+	c->p->bytes_out = out;
+	c->p->ev_rd = event_new(fuzz_base, -1, 0, fuzz_nop, NULL);
+	c->p->ev_wr = event_new(fuzz_base, -1, 0, fuzz_nop, NULL);
+	c->ev_timeout = event_new(fuzz_base, -1, 0, fuzz_nop, NULL);
+	c->ev_free = event_new(fuzz_base, -1, 0, fuzz_nop, NULL);
+	TAILQ_INSERT_TAIL(&sess->conns, c, entry);
+	sess->nconns++;
+	sess->relay->nconns++;
 }
 
 /* Tear the fixture down (sessions closed by kick included). */
@@ -104,15 +112,20 @@ fuzz_free_relay(struct relay *r)
 {
 	struct session *sess;
 	struct listener *l;
-	struct pump *p;
+	struct conn *c;
 
 	while ((l = TAILQ_FIRST(&r->listeners)) != NULL)
 		listener_free(l);
 	while ((sess = TAILQ_FIRST(&r->sessions)) != NULL) {
 		TAILQ_REMOVE(&r->sessions, sess, entry);
-		while ((p = TAILQ_FIRST(&sess->pumps)) != NULL) {
-			TAILQ_REMOVE(&sess->pumps, p, entry);
-			free(p);
+		while ((c = TAILQ_FIRST(&sess->conns)) != NULL) {
+			TAILQ_REMOVE(&sess->conns, c, entry);
+			event_free(c->p->ev_rd);
+			event_free(c->p->ev_wr);
+			event_free(c->ev_timeout);
+			event_free(c->ev_free);
+			free(c->p);
+			free(c);
 		}
 		event_free(sess->ev_timer);
 		event_free(sess->ev_free);
