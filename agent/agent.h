@@ -118,9 +118,15 @@ struct path *session_path(struct session *);
 struct fwd_chans {
 	struct pumps	 pumps;
 	int		 n;
+	struct sshio	*io;
+	struct agent_config *conf;
+	const int	*asked;		/* per forward: requested from the relay */
+	void		(*flush)(void *);	/* owner pushes queued output */
+	void		*arg;
 };
-void	 forward_accept_all(struct session *, struct sshio *, struct fwd_chans *,
-	    struct agent_config *, const int *);
+void	 forward_init(struct fwd_chans *, struct sshio *, struct agent_config *,
+	    const int *, void (*)(void *), void *);
+int	 forward_open(struct fwd_chans *, ssh_message);
 void	 forward_kick_all(struct fwd_chans *);
 void	 forward_free_all(struct fwd_chans *);
 

@@ -35,6 +35,7 @@ struct session {
 	int		 fwd_retry;	/* refused forward re-asked, -1 none */
 	time_t		 fwd_retry_at;	/* when refused ones are asked again */
 	int		*bound;		/* granted port per forward, 0 = no */
+	int		*asked;		/* per forward: request sent, not refused */
 	int		 ngranted;
 	struct fwd_chans chans;
 	time_t		 started;
@@ -43,6 +44,7 @@ struct session {
 	uint64_t	 ka_in;		/* packets received before the probe */
 	unsigned long	 ka_missed;
 	int		 was_up;
+	int		 closing;	/* in session_close: accept nothing */
 	int		 path_dead;
 	char		 reason[256];
 	char		 peer[INET6_ADDRSTRLEN + 8];
@@ -94,6 +96,7 @@ session_close(struct session *sess, const char *why, int path_dead)
 
 	if (sess->state == SESS_DEAD)
 		return;
+	sess->closing = 1;
 	snprintf(sess->reason, sizeof sess->reason, "%s", why);
 	sess->path_dead = path_dead;
 	if (sess->was_up)
@@ -184,6 +187,7 @@ session_free(struct session *sess)
 	event_free(sess->ev_ka);
 	event_free(sess->ev_free);
 	free(sess->bound);
+	free(sess->asked);
 	free(sess);
 }
 
@@ -209,19 +213,24 @@ session_flush(struct session *sess)
 		session_close(sess, "write to relay failed", 0);
 }
 
-/* After any libssh activity: new channels, pumps to move, output to push. */
+/* A forwarded connection ended and queued its CLOSE: push it out. */
+static void
+session_chans_flush(void *arg)
+{
+	session_flush(arg);
+}
+
+/* After any libssh activity: answers to collect, pumps to move, output. */
 static void
 session_after_poll(struct session *sess)
 {
 	if (sess->state != SESS_UP)
 		return;
-	/* a re-asked forward's answer first, so its channels are accepted */
+	/* a re-asked forward's answer (its channels are accepted already) */
 	if (sess->fwd_retry >= 0 && session_forward_collect(sess)) {
 		sess->ka_out = 0;
 		sess->ka_missed = 0;
 	}
-	forward_accept_all(sess, &sess->io, &sess->chans, sess->conf,
-	    sess->bound);
 	forward_kick_all(&sess->chans);
 	session_flush(sess);
 }
@@ -260,14 +269,17 @@ session_forward_answer(struct session *sess, int rc)
 		return 0;
 	if (rc == SSH_OK && f != NULL) {
 		sess->bound[sess->fwd_retry] = f->remote_port;
+		sess->asked[sess->fwd_retry] = 1;
 		sess->ngranted++;
 		log_info("forward %s: relay %s now listens on port %u -> %s:%u",
 		    f->name, sess->peer, f->remote_port, f->local_host,
 		    f->local_port);
 		agent_session_up(sess->a, sess);
-	} else if (f != NULL)
+	} else if (f != NULL) {
+		sess->asked[sess->fwd_retry] = 0;
 		log_debug("forward %s: port %u still refused", f->name,
 		    f->remote_port);
+	}
 	sess->fwd_retry = -1;
 	return 1;
 }
@@ -307,14 +319,18 @@ session_forward_retry(struct session *sess)
 			idx = i;
 	if ((f = session_forward(sess, idx)) == NULL)
 		return 0;
+	/* the relay may open channels for it before its answer is read */
+	sess->asked[idx] = 1;
 	rc = ssh_channel_listen_forward(sess->s, f->remote_host,
 	    f->remote_port, &bound);
 	/* the first call may only have collected the last probe's answer */
 	if (sess->rcnt.out_packets == out)
 		rc = ssh_channel_listen_forward(sess->s, f->remote_host,
 		    f->remote_port, &bound);
-	if (sess->rcnt.out_packets == out)
+	if (sess->rcnt.out_packets == out) {
+		sess->asked[idx] = 0;
 		return 0;
+	}
 	sess->fwd_retry_at = session_now() + session_retry_secs(sess);
 	sess->fwd_retry = idx;
 	log_debug("forward %s: asking the relay again for port %u", f->name,
@@ -543,6 +559,7 @@ session_forwards(struct session *sess)
 		if (f == NULL)
 			return 0;
 		bound = 0;
+		sess->asked[sess->fwd_idx] = 1;
 		rc = ssh_channel_listen_forward(sess->s, f->remote_host,
 		    f->remote_port, &bound);
 		if (rc == SSH_AGAIN)
@@ -554,6 +571,7 @@ session_forwards(struct session *sess)
 			    "%s:%u", f->name, sess->peer, f->remote_port,
 			    f->local_host, f->local_port);
 		} else if (ssh_get_error_code(sess->s) == SSH_REQUEST_DENIED) {
+			sess->asked[sess->fwd_idx] = 0;
 			log_warnx("forward %s: relay %s refused port %u (in use "
 			    "or not permitted for this key)", f->name,
 			    sess->peer, f->remote_port);
@@ -640,6 +658,26 @@ session_step(struct session *sess)
 	session_flush(sess);
 }
 
+/*
+ * Every message libssh would otherwise queue for ssh_message_get (channel
+ * opens, unknown channel requests) comes here and is answered at once, so
+ * a relay cannot make the agent's memory grow with requests it never
+ * reads. Returns 1 for libssh's default reply (a refusal).
+ */
+static int
+session_message(ssh_session s, ssh_message msg, void *arg)
+{
+	struct session *sess = arg;
+
+	if (sess->closing)
+		return 1;
+	if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN)
+		return forward_open(&sess->chans, msg);
+	log_debug("relay sent a request of type %d/%d; refused",
+	    ssh_message_type(msg), ssh_message_subtype(msg));
+	return 1;
+}
+
 /* Readiness on the relay socket. */
 static void
 session_io(void *arg, short what)
@@ -696,6 +734,7 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	    c->known_hosts ? c->known_hosts : "/dev/null");
 	ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
 	ssh_set_counters(sess->s, &sess->scnt, &sess->rcnt);
+	ssh_set_message_callback(sess->s, session_message, sess);
 	ssh_set_blocking(sess->s, 0);
 	sshio_init(&sess->io, sess->a->base, sess->s, fd, session_io, sess);
 	sess->io_init = 1;
@@ -722,10 +761,12 @@ session_new(struct agent *a, struct path *path)
 	sess->fd = -1;
 	sess->state = SESS_DIAL;
 	sess->started = session_now();
-	TAILQ_INIT(&sess->chans.pumps);
 	TAILQ_FOREACH(f, &a->conf->forwards, entry)
 		sess->nfwd++;
 	sess->bound = xcalloc((size_t)sess->nfwd, sizeof *sess->bound);
+	sess->asked = xcalloc((size_t)sess->nfwd, sizeof *sess->asked);
+	forward_init(&sess->chans, &sess->io, a->conf, sess->asked,
+	    session_chans_flush, sess);
 	sess->ev_deadline = evtimer_new(a->base, session_deadline_cb, sess);
 	sess->ev_ka = event_new(a->base, -1, EV_PERSIST, session_ka_cb, sess);
 	sess->ev_free = event_new(a->base, -1, 0, session_free_cb, sess);
