@@ -464,7 +464,11 @@ agent_control(const char *line, struct evbuffer *out, void *arg)
 		evbuffer_add_printf(out, "%-24s %-14s %-11s %-8s %s\n", relay,
 		    path, state, since, retry);
 	}
-	evbuffer_add_printf(out, "status: %s\n", a->status);
+	/* peer text was escaped where it came in; this is a safety net */
+	evbuffer_add_printf(out, "status: %s\n", str_printable(a->status) ?
+	    a->status : esc(a->status));
 	if (a->last_error[0] != '\0')
-		evbuffer_add_printf(out, "last error: %s\n", a->last_error);
+		evbuffer_add_printf(out, "last error: %s\n",
+		    str_printable(a->last_error) ? a->last_error :
+		    esc(a->last_error));
 }

@@ -64,6 +64,17 @@ session_now(void)
 
 static int session_forward_collect(struct session *);
 
+/*
+ * libssh's last error, escaped: it can carry the peer's own text (its
+ * DISCONNECT message, its banner), which must not forge log lines or
+ * reach a terminal through simtunctl status.
+ */
+static const char *
+session_error(struct session *sess)
+{
+	return esc(ssh_get_error(sess->s));
+}
+
 /* Name of the path for logs. */
 static const char *
 session_path_name(struct session *sess)
@@ -513,7 +524,7 @@ session_check_hostkey(struct session *sess, char *why, size_t len)
 		break;
 	default:
 		snprintf(why, len, "known_hosts check failed: %s",
-		    ssh_get_error(sess->s));
+		    session_error(sess));
 		break;
 	}
 	free(fp);
@@ -597,7 +608,7 @@ session_step(struct session *sess)
 			break;
 		if (rc != SSH_OK) {
 			snprintf(why, sizeof why, "ssh handshake: %s",
-			    ssh_get_error(sess->s));
+			    session_error(sess));
 			session_close(sess, why, 0);
 			return;
 		}
@@ -617,7 +628,7 @@ session_step(struct session *sess)
 			snprintf(why, sizeof why, "relay refused our key for "
 			    "user %s%s%s", sess->conf->user,
 			    rc == SSH_AUTH_ERROR ? ": " : "",
-			    rc == SSH_AUTH_ERROR ? ssh_get_error(sess->s) : "");
+			    rc == SSH_AUTH_ERROR ? session_error(sess) : "");
 			session_close(sess, why, 0);
 			return;
 		}
@@ -632,7 +643,7 @@ session_step(struct session *sess)
 			break;
 		if (rc == -1) {
 			snprintf(why, sizeof why, "forward request: %s",
-			    ssh_get_error(sess->s));
+			    session_error(sess));
 			session_close(sess, why, 0);
 			return;
 		}
@@ -644,7 +655,7 @@ session_step(struct session *sess)
 		if (sshio_poll(&sess->io) == -1) {
 			err = ssh_get_error(sess->s);
 			snprintf(why, sizeof why, "relay closed the connection"
-			    "%s%s", *err ? ": " : "", err);
+			    "%s%s", *err ? ": " : "", session_error(sess));
 			/* TCP_USER_TIMEOUT: unacked data, the path is silent */
 			session_close(sess, why, strstr(err, "timed out") !=
 			    NULL);
