@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -701,6 +702,39 @@ session_io(void *arg, short what)
 	session_step(sess);
 }
 
+/*
+ * Every path and name libssh would otherwise derive from the user's home
+ * directory, passwd entry or environment (ssh dir, known_hosts, global
+ * known_hosts, user), set before anything expands them: the agent runs
+ * as systemd's DynamicUser, possibly with no passwd entry and no HOME,
+ * where libssh's defaults fail with "Couldn't apply options". The ssh dir
+ * is the identity's directory; nothing is read from it by default.
+ */
+static int
+session_options(struct session *sess, const char *host, unsigned int port)
+{
+	struct agent_config *c = sess->conf;
+	char dir[PATH_MAX], *slash;
+
+	snprintf(dir, sizeof dir, "%s", c->identity);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof dir, "/");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (ssh_options_set(sess->s, SSH_OPTIONS_SSH_DIR, dir) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_USER, c->user) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_KNOWNHOSTS,
+	    c->known_hosts ? c->known_hosts : "/dev/null") != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS,
+	    "/dev/null") != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_HOST, host) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_PORT, &port) != SSH_OK)
+		return -1;
+	return 0;
+}
+
 /* TCP is up: hand the socket to libssh and start the handshake. */
 static void
 session_dialed(struct dial *d, int fd, const char *cause, void *arg)
@@ -735,15 +769,14 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 		session_close(sess, "dup: out of file descriptors", 0);
 		return;
 	}
+	if (session_options(sess, host, port) == -1) {
+		session_close(sess, "setting libssh options failed (out of "
+		    "memory?)", 0);
+		return;
+	}
 	ssh_options_set(sess->s, SSH_OPTIONS_FD, &sess->sshfd);
-	ssh_options_set(sess->s, SSH_OPTIONS_HOST, host);
-	ssh_options_set(sess->s, SSH_OPTIONS_PORT, &port);
-	ssh_options_set(sess->s, SSH_OPTIONS_USER, c->user);
 	ssh_options_set(sess->s, SSH_OPTIONS_LOG_VERBOSITY,
 	    log_get_verbose() >= 3 ? &proto : &nolog);
-	ssh_options_set(sess->s, SSH_OPTIONS_KNOWNHOSTS,
-	    c->known_hosts ? c->known_hosts : "/dev/null");
-	ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
 	ssh_set_counters(sess->s, &sess->scnt, &sess->rcnt);
 	ssh_set_message_callback(sess->s, session_message, sess);
 	ssh_set_blocking(sess->s, 0);
