@@ -215,12 +215,24 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	    1);
 }
 
-/* Push out what libssh holds; a write error ends the session. */
+/*
+ * Push out what libssh holds; a write error ends the session, and so does
+ * a relay that broke the rules the shared pump enforces (data past the
+ * window it was granted, on a channel not open, too many unclosed).
+ */
 static void
 session_flush(struct session *sess)
 {
+	char why[200];
+
 	if (sess->state == SESS_DEAD)
 		return;
+	if (sess->io.violation[0] != '\0') {
+		snprintf(why, sizeof why, "protocol violation: %s",
+		    sess->io.violation);
+		session_close(sess, why, 0);
+		return;
+	}
 	if (sshio_flush(&sess->io) == -1)
 		session_close(sess, "write to relay failed", 0);
 }
@@ -238,6 +250,7 @@ session_after_poll(struct session *sess)
 {
 	if (sess->state != SESS_UP)
 		return;
+	sshio_sweep(&sess->io);
 	/* a re-asked forward's answer (its channels are accepted already) */
 	if (sess->fwd_retry >= 0 && session_forward_collect(sess)) {
 		sess->ka_out = 0;
@@ -685,6 +698,10 @@ session_message(ssh_session s, ssh_message msg, void *arg)
 		return 1;
 	if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN)
 		return forward_open(&sess->chans, msg);
+	/* nothing is sent on a channel after our CLOSE, not even a refusal */
+	if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL &&
+	    sshio_closed_channel(ssh_message_channel_request_channel(msg)))
+		return 0;
 	log_debug("relay sent a request of type %d/%d; refused",
 	    ssh_message_type(msg), ssh_message_subtype(msg));
 	return 1;
