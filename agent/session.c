@@ -159,6 +159,11 @@ session_disconnect(struct session *sess)
 		if (sshio_attach(&sess->io) == 0)
 			ssh_event_dopoll(sess->io.sev, 0);
 	}
+	/* ssh_disconnect frees every channel: the buried ones go first */
+	if (sess->io_init) {
+		sshio_clear(&sess->io);
+		sess->io_init = 0;
+	}
 	ssh_disconnect(sess->s);
 	/* libssh drops the session's fd; nothing more goes out after this */
 	shutdown(sess->fd, SHUT_RDWR);
