@@ -15,7 +15,7 @@
 #include "agent.h"
 
 struct dial {
-	struct agent	*a;
+	struct event_base *base;
 	struct path	*path;
 	char		*host;
 	uint16_t	 port;
@@ -207,7 +207,7 @@ dial_try(struct dial *d)
 			return;
 		}
 		if (errno == EINPROGRESS) {
-			d->ev_conn = event_new(d->a->base, d->fd, EV_WRITE,
+			d->ev_conn = event_new(d->base, d->fd, EV_WRITE,
 			    dial_conn_cb, d);
 			if (d->ev_conn == NULL)
 				fatalx("event_new");
@@ -245,14 +245,15 @@ dial_resolved(int result, struct evutil_addrinfo *res, void *arg)
 }
 
 /*
- * Resolve the path's relay host off the loop's critical path and connect a
- * socket bound to the path; cb(d, fd or -1, cause, arg) runs once from the
- * loop, after which the dial is gone.
+ * Resolve the target's relay host off the loop's critical path and connect
+ * a socket bound to its path; cb(d, fd or -1, cause, arg) runs once from
+ * the loop, after which the dial is gone.
  */
 struct dial *
-dial_start(struct agent *a, struct path *p, unsigned int timeout, dial_cb cb,
-    void *arg)
+dial_start(const struct dial_target *t, dial_cb cb, void *arg)
 {
+	struct path *p = t->path;
+	unsigned int timeout = t->timeout;
 	struct evutil_addrinfo hints;
 	struct evdns_getaddrinfo_request *req;
 	struct timeval tv = { timeout, 0 };
@@ -260,18 +261,18 @@ dial_start(struct agent *a, struct path *p, unsigned int timeout, dial_cb cb,
 	char pbuf[8];
 
 	d = xcalloc(1, sizeof *d);
-	d->a = a;
+	d->base = t->base;
 	d->path = p;
-	d->host = xstrdup(path_host(a->conf, p));
-	d->port = path_port(a->conf, p);
+	d->host = xstrdup(t->host);
+	d->port = t->port;
 	d->timeout = timeout;
 	d->fd = -1;
 	d->result = -1;
 	d->cb = cb;
 	d->arg = arg;
 	snprintf(d->peer, sizeof d->peer, "%s:%u", d->host, d->port);
-	d->ev_timeout = evtimer_new(a->base, dial_timeout_cb, d);
-	d->ev_done = event_new(a->base, -1, 0, dial_done_cb, d);
+	d->ev_timeout = evtimer_new(t->base, dial_timeout_cb, d);
+	d->ev_done = event_new(t->base, -1, 0, dial_done_cb, d);
 	if (d->ev_timeout == NULL || d->ev_done == NULL)
 		fatalx("event_new");
 	evtimer_add(d->ev_timeout, &tv);
@@ -283,7 +284,7 @@ dial_start(struct agent *a, struct path *p, unsigned int timeout, dial_cb cb,
 		hints.ai_family = strchr(p->source, ':') ? AF_INET6 : AF_INET;
 	snprintf(pbuf, sizeof pbuf, "%u", d->port);
 	d->resolving = 1;
-	req = evdns_getaddrinfo(a->dns, d->host, pbuf, &hints, dial_resolved,
+	req = evdns_getaddrinfo(t->dns, d->host, pbuf, &hints, dial_resolved,
 	    d);
 	if (d->resolving)
 		d->req = req;
@@ -303,149 +304,4 @@ const char *
 dial_peer(struct dial *d)
 {
 	return d->peer;
-}
-
-/*
- * Probe: can the relay be reached on a path right now? A connect and the
- * relay's "SSH-" banner, no login, so the live session is not disturbed.
- */
-struct probe {
-	struct agent	*a;
-	struct path	*path;
-	struct dial	*dial;
-	int		 fd;
-	struct event	*ev_rd;
-	struct event	*ev_timeout;
-	struct event	*ev_done;
-	char		 buf[64];
-	size_t		 len;
-	int		 ok;
-	char		 cause[256];
-	void		(*cb)(struct probe *, int, const char *, void *);
-	void		*arg;
-};
-
-/* Free the probe; the owner has already been told or gave up. */
-static void
-probe_free(struct probe *p)
-{
-	if (p->dial != NULL)
-		dial_cancel(p->dial);
-	if (p->ev_rd != NULL)
-		event_free(p->ev_rd);
-	if (p->fd != -1)
-		close(p->fd);
-	event_free(p->ev_timeout);
-	event_free(p->ev_done);
-	free(p);
-}
-
-/* Report once, from the loop. */
-static void
-probe_report(struct probe *p, int ok, const char *cause)
-{
-	p->ok = ok;
-	snprintf(p->cause, sizeof p->cause, "%s", cause ? cause : "");
-	event_del(p->ev_timeout);
-	if (p->ev_rd != NULL)
-		event_del(p->ev_rd);
-	event_active(p->ev_done, EV_TIMEOUT, 0);
-}
-
-/* Deferred: tell the owner, then free. */
-static void
-probe_done_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct probe *p = arg;
-
-	(void)fd;
-	(void)what;
-	p->cb(p, p->ok, p->cause, p->arg);
-	probe_free(p);
-}
-
-/* No banner in time: the path carries SYNs but not data. */
-static void
-probe_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	probe_report(arg, 0, "no ssh banner from the relay in time");
-}
-
-/* Read until the banner's first bytes arrive. */
-static void
-probe_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct probe *p = arg;
-	ssize_t n;
-
-	(void)what;
-	n = read(fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		probe_report(p, 0, n == 0 ? "relay closed before its banner" :
-		    strerror(errno));
-		return;
-	}
-	p->len += (size_t)n;
-	if (p->len >= 4) {
-		if (!strncmp(p->buf, "SSH-", 4))
-			probe_report(p, 1, NULL);
-		else
-			probe_report(p, 0, "not an ssh server");
-	}
-}
-
-/* Connected (or not): wait for the banner. */
-static void
-probe_dialed(struct dial *d, int fd, const char *cause, void *arg)
-{
-	struct probe *p = arg;
-
-	(void)d;
-	p->dial = NULL;
-	if (fd == -1) {
-		probe_report(p, 0, cause);
-		return;
-	}
-	p->fd = fd;
-	p->ev_rd = event_new(p->a->base, fd, EV_READ | EV_PERSIST,
-	    probe_read_cb, p);
-	if (p->ev_rd == NULL)
-		fatalx("event_new");
-	event_add(p->ev_rd, NULL);
-}
-
-/* Start a probe on path; cb(p, ok, cause, arg) once, then it is freed. */
-struct probe *
-probe_start(struct agent *a, struct path *path,
-    void (*cb)(struct probe *, int, const char *, void *), void *arg)
-{
-	unsigned int t = config_connect_timeout(a->conf);
-	struct timeval tv = { 2 * t, 0 };
-	struct probe *p;
-
-	p = xcalloc(1, sizeof *p);
-	p->a = a;
-	p->path = path;
-	p->fd = -1;
-	p->cb = cb;
-	p->arg = arg;
-	p->ev_timeout = evtimer_new(a->base, probe_timeout_cb, p);
-	p->ev_done = event_new(a->base, -1, 0, probe_done_cb, p);
-	if (p->ev_timeout == NULL || p->ev_done == NULL)
-		fatalx("event_new");
-	evtimer_add(p->ev_timeout, &tv);
-	p->dial = dial_start(a, path, t, probe_dialed, p);
-	return p;
-}
-
-/* The owner no longer wants the answer. */
-void
-probe_cancel(struct probe *p)
-{
-	if (p != NULL)
-		probe_free(p);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,8 +17,10 @@
 #include "agent.h"
 
 struct session {
-	struct agent	*a;
+	struct event_base *base;
 	struct agent_config *conf;
+	session_cb	 cb;		/* tells the owner: up, closed */
+	void		*cb_arg;
 	struct path	*path;
 	enum session_state state;
 	struct dial	*dial;
@@ -102,14 +105,18 @@ session_path(struct session *sess)
  * when it can hear it, and free later from the loop.
  */
 void
-session_close(struct session *sess, const char *why, int path_dead)
+session_close(struct session *sess, int path_dead, const char *fmt, ...)
 {
+	const char *why = sess->reason;
 	time_t up = 0;
+	va_list ap;
 
 	if (sess->state == SESS_DEAD)
 		return;
 	sess->closing = 1;
-	snprintf(sess->reason, sizeof sess->reason, "%s", why);
+	va_start(ap, fmt);
+	vsnprintf(sess->reason, sizeof sess->reason, fmt, ap);
+	va_end(ap);
 	sess->path_dead = path_dead;
 	if (sess->was_up)
 		up = session_now() - sess->up_since;
@@ -169,20 +176,34 @@ session_disconnect(struct session *sess)
 	shutdown(sess->fd, SHUT_RDWR);
 }
 
-/* Deferred teardown: tell the agent what happened, then it frees us. */
+/* Tell the owner the session is up with its forwards (again). */
+static void
+session_report_up(struct session *sess)
+{
+	struct session_report r;
+
+	memset(&r, 0, sizeof r);
+	r.was_up = 1;
+	sess->cb(sess, &r, sess->cb_arg);
+}
+
+/* Deferred teardown: tell the owner what happened, then it frees us. */
 static void
 session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *sess = arg;
-	time_t up = sess->was_up ? session_now() - sess->up_since : 0;
+	struct session_report r;
 
-	(void)fd;
-	(void)what;
-	agent_session_closed(sess->a, sess, sess->was_up, sess->path_dead, up,
-	    sess->reason);
+	memset(&r, 0, sizeof r);
+	r.closed = 1;
+	r.was_up = sess->was_up;
+	r.path_dead = sess->path_dead;
+	r.up_secs = sess->was_up ? session_now() - sess->up_since : 0;
+	r.reason = sess->reason;
+	sess->cb(sess, &r, sess->cb_arg);
 }
 
-/* Free everything; only from agent_session_closed or shutdown. */
+/* Free everything; only from the owner's closed report or shutdown. */
 void
 session_free(struct session *sess)
 {
@@ -216,8 +237,8 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	session_close(sess, "relay did not finish the ssh handshake in time",
-	    1);
+	session_close(sess, 1, "relay did not finish the ssh handshake in "
+	    "time");
 }
 
 /*
@@ -228,18 +249,15 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 static void
 session_flush(struct session *sess)
 {
-	char why[200];
-
 	if (sess->state == SESS_DEAD)
 		return;
 	if (sess->io.violation[0] != '\0') {
-		snprintf(why, sizeof why, "protocol violation: %s",
+		session_close(sess, 0, "protocol violation: %s",
 		    sess->io.violation);
-		session_close(sess, why, 0);
 		return;
 	}
 	if (sshio_flush(&sess->io) == -1)
-		session_close(sess, "write to relay failed", 0);
+		session_close(sess, 0, "write to relay failed");
 }
 
 /* A forwarded connection ended and queued its CLOSE: push it out. */
@@ -304,7 +322,7 @@ session_forward_answer(struct session *sess, int rc)
 		log_info("forward %s: relay %s now listens on port %u -> %s:%u",
 		    f->name, sess->peer, f->remote_port, f->local_host,
 		    f->local_port);
-		agent_session_up(sess->a, sess);
+		session_report_up(sess);
 	} else if (f != NULL) {
 		sess->asked[sess->fwd_retry] = 0;
 		log_debug("forward %s: port %u still refused", f->name,
@@ -383,7 +401,6 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *sess = arg;
 	uint64_t out;
-	char why[128];
 
 	(void)fd;
 	(void)what;
@@ -394,13 +411,11 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 			sess->ka_missed++;
 			log_debug("keepalive %lu/%lu unanswered",
 			    sess->ka_missed, sess->conf->ka_count);
-			if (sess->ka_missed >= sess->conf->ka_count) {
-				snprintf(why, sizeof why, "relay silent: %lu "
+			if (sess->ka_missed >= sess->conf->ka_count)
+				session_close(sess, 1, "relay silent: %lu "
 				    "keepalives unanswered over %lu s",
 				    sess->ka_missed, sess->ka_missed *
 				    sess->conf->ka_interval);
-				session_close(sess, why, 1);
-			}
 			return;
 		}
 		sess->ka_out = 0;
@@ -429,7 +444,7 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 	log_debug("keepalive %s", sess->rcnt.out_packets != out ? "sent" :
 	    "still pending in libssh");
 	if (ssh_get_status(sess->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
-		session_close(sess, "relay closed the connection", 0);
+		session_close(sess, 0, "relay closed the connection");
 		return;
 	}
 	session_after_poll(sess);
@@ -557,11 +572,11 @@ session_go_up(struct session *sess)
 	struct timeval tv = { (time_t)sess->conf->ka_interval, 0 };
 
 	if (sess->ngranted == 0) {
-		session_close(sess, "relay refused every forward", 0);
+		session_close(sess, 0, "relay refused every forward");
 		return;
 	}
 	if (sshio_attach(&sess->io) == -1) {
-		session_close(sess, "ssh_event_new failed", 0);
+		session_close(sess, 0, "ssh_event_new failed");
 		return;
 	}
 	event_del(sess->ev_deadline);
@@ -571,7 +586,7 @@ session_go_up(struct session *sess)
 	sess->fwd_retry = -1;
 	sess->fwd_retry_at = sess->up_since + session_retry_secs(sess);
 	evtimer_add(sess->ev_ka, &tv);
-	agent_session_up(sess->a, sess);
+	session_report_up(sess);
 }
 
 /* Ask for the forwards one at a time (one global request slot). */
@@ -626,14 +641,13 @@ session_step(struct session *sess)
 		if (rc == SSH_AGAIN)
 			break;
 		if (rc != SSH_OK) {
-			snprintf(why, sizeof why, "ssh handshake: %s",
+			session_close(sess, 0, "ssh handshake: %s",
 			    session_error(sess));
-			session_close(sess, why, 0);
 			return;
 		}
 		net_nonblock(sess->fd);
 		if (session_check_hostkey(sess, why, sizeof why) == -1) {
-			session_close(sess, why, 0);
+			session_close(sess, 0, "%s", why);
 			return;
 		}
 		sess->state = SESS_AUTH;
@@ -644,11 +658,10 @@ session_step(struct session *sess)
 		if (rc == SSH_AUTH_AGAIN)
 			break;
 		if (rc != SSH_AUTH_SUCCESS) {
-			snprintf(why, sizeof why, "relay refused our key for "
+			session_close(sess, 0, "relay refused our key for "
 			    "user %s%s%s", sess->conf->user,
 			    rc == SSH_AUTH_ERROR ? ": " : "",
 			    rc == SSH_AUTH_ERROR ? session_error(sess) : "");
-			session_close(sess, why, 0);
 			return;
 		}
 		log_debug("authenticated to %s as %s", sess->peer,
@@ -661,9 +674,8 @@ session_step(struct session *sess)
 		if (rc == 1)
 			break;
 		if (rc == -1) {
-			snprintf(why, sizeof why, "forward request: %s",
+			session_close(sess, 0, "forward request: %s",
 			    session_error(sess));
-			session_close(sess, why, 0);
 			return;
 		}
 		session_go_up(sess);
@@ -673,11 +685,10 @@ session_step(struct session *sess)
 	case SESS_UP:
 		if (sshio_poll(&sess->io) == -1) {
 			err = ssh_get_error(sess->s);
-			snprintf(why, sizeof why, "relay closed the connection"
-			    "%s%s", *err ? ": " : "", session_error(sess));
 			/* TCP_USER_TIMEOUT: unacked data, the path is silent */
-			session_close(sess, why, strstr(err, "timed out") !=
-			    NULL);
+			session_close(sess, strstr(err, "timed out") != NULL,
+			    "relay closed the connection%s%s", *err ? ": " : "",
+			    session_error(sess));
 			return;
 		}
 		session_after_poll(sess);
@@ -772,7 +783,7 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	snprintf(sess->peer, sizeof sess->peer, "%s", dial_peer(d));
 	sess->dial = NULL;
 	if (fd == -1) {
-		session_close(sess, cause, 1);
+		session_close(sess, 1, "%s", cause);
 		return;
 	}
 	sess->fd = fd;
@@ -788,12 +799,12 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	 * it gets its own dup so ours stays valid for libevent until we close.
 	 */
 	if ((sess->sshfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		session_close(sess, "dup: out of file descriptors", 0);
+		session_close(sess, 0, "dup: out of file descriptors");
 		return;
 	}
 	if (session_options(sess, host, port) == -1) {
-		session_close(sess, "setting libssh options failed (out of "
-		    "memory?)", 0);
+		session_close(sess, 0, "setting libssh options failed (out of "
+		    "memory?)");
 		return;
 	}
 	ssh_options_set(sess->s, SSH_OPTIONS_FD, &sess->sshfd);
@@ -802,7 +813,7 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	ssh_set_counters(sess->s, &sess->scnt, &sess->rcnt);
 	ssh_set_message_callback(sess->s, session_message, sess);
 	ssh_set_blocking(sess->s, 0);
-	sshio_init(&sess->io, sess->a->base, sess->s, fd, session_io, sess);
+	sshio_init(&sess->io, sess->base, sess->s, fd, session_io, sess);
 	sess->io_init = 1;
 	sess->state = SESS_HANDSHAKE;
 	tv.tv_sec = 2 * config_connect_timeout(c);
@@ -813,36 +824,41 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	session_step(sess);
 }
 
-/* Start a session on a path (NULL = default route). */
+/*
+ * Start a session to a target with a configuration; cb(sess, report, arg)
+ * tells the owner when it is up (again) and, once, when it has closed:
+ * the owner then frees it with session_free.
+ */
 struct session *
-session_new(struct agent *a, struct path *path)
+session_new(const struct dial_target *t, struct agent_config *conf,
+    session_cb cb, void *arg)
 {
 	struct session *sess;
 	struct forward *f;
 
 	sess = xcalloc(1, sizeof *sess);
-	sess->a = a;
-	sess->conf = a->conf;
-	sess->path = path;
+	sess->base = t->base;
+	sess->conf = conf;
+	sess->cb = cb;
+	sess->cb_arg = arg;
+	sess->path = t->path;
 	sess->fd = -1;
 	sess->state = SESS_DIAL;
 	sess->started = session_now();
-	TAILQ_FOREACH(f, &a->conf->forwards, entry)
+	TAILQ_FOREACH(f, &conf->forwards, entry)
 		sess->nfwd++;
 	sess->bound = xcalloc((size_t)sess->nfwd, sizeof *sess->bound);
 	sess->asked = xcalloc((size_t)sess->nfwd, sizeof *sess->asked);
-	forward_init(&sess->chans, &sess->io, a->conf, sess->asked,
+	forward_init(&sess->chans, &sess->io, conf, sess->asked,
 	    session_chans_flush, sess);
-	sess->ev_deadline = evtimer_new(a->base, session_deadline_cb, sess);
-	sess->ev_ka = event_new(a->base, -1, EV_PERSIST, session_ka_cb, sess);
-	sess->ev_free = event_new(a->base, -1, 0, session_free_cb, sess);
+	sess->ev_deadline = evtimer_new(t->base, session_deadline_cb, sess);
+	sess->ev_ka = event_new(t->base, -1, EV_PERSIST, session_ka_cb, sess);
+	sess->ev_free = event_new(t->base, -1, 0, session_free_cb, sess);
 	if (!sess->ev_deadline || !sess->ev_ka || !sess->ev_free)
 		fatalx("event_new");
-	snprintf(sess->peer, sizeof sess->peer, "%s:%u",
-	    path_host(a->conf, path), path_port(a->conf, path));
+	snprintf(sess->peer, sizeof sess->peer, "%s:%u", t->host, t->port);
 	log_info("connecting to %s via %s", sess->peer,
-	    path ? path->name : "default route");
-	sess->dial = dial_start(a, path, config_connect_timeout(a->conf),
-	    session_dialed, sess);
+	    session_path_name(sess));
+	sess->dial = dial_start(t, session_dialed, sess);
 	return sess;
 }
