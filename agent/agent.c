@@ -11,6 +11,8 @@
 #include "agent.h"
 
 static void agent_attempt(struct agent *, int);
+static void agent_session_cb(struct session *, const struct session_report *,
+    void *);
 
 /* Number of paths in the cycle; no [path] means one: the default route. */
 static int
@@ -89,17 +91,35 @@ agent_wait(struct agent *a, int start)
 	    a->last_error);
 }
 
+/* How to reach the relay on path idx: for a session or a probe. */
+static void
+agent_target(struct agent *a, int idx, struct dial_target *t)
+{
+	struct path *p = agent_path(a, idx);
+
+	memset(t, 0, sizeof *t);
+	t->base = a->base;
+	t->dns = a->dns;
+	t->host = path_host(a->conf, p);
+	t->port = path_port(a->conf, p);
+	t->path = p;
+	t->timeout = config_connect_timeout(a->conf);
+}
+
 /* Try one path now. */
 static void
 agent_attempt(struct agent *a, int idx)
 {
+	struct dial_target t;
+
 	event_del(a->ev_retry);
 	a->waiting = 0;
 	a->cur = idx;
 	a->cycle_tried++;
 	agent_status(a, "connecting to %s via %s",
 	    path_host(a->conf, agent_path(a, idx)), agent_path_name(a, idx));
-	a->sess = session_new(a, agent_path(a, idx));
+	agent_target(a, idx, &t);
+	a->sess = session_new(&t, a->conf, agent_session_cb, a);
 }
 
 /* Stop probing the preferred path (we are on it, or going away). */
@@ -131,7 +151,7 @@ agent_probed(struct probe *p, int ok, const char *cause, void *arg)
 	log_info("preferred path %s reaches the relay again; moving back "
 	    "from %s", agent_path_name(a, 0), agent_path_name(a, a->cur));
 	a->moving = 1;
-	session_close(a->sess, "moving back to the preferred path", 0);
+	session_close(a->sess, 0, "moving back to the preferred path");
 }
 
 /* While on a lower path, check the preferred one now and then. */
@@ -139,6 +159,7 @@ static void
 agent_probe_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent *a = arg;
+	struct dial_target t;
 
 	(void)fd;
 	(void)what;
@@ -146,11 +167,12 @@ agent_probe_cb(evutil_socket_t fd, short what, void *arg)
 	    a->cur == 0 || a->stopping)
 		return;
 	log_debug("probing preferred path %s", agent_path_name(a, 0));
-	a->probe = probe_start(a, agent_path(a, 0), agent_probed, a);
+	agent_target(a, 0, &t);
+	a->probe = probe_start(&t, agent_probed, a);
 }
 
 /* A session is up with its forwards. */
-void
+static void
 agent_session_up(struct agent *a, struct session *sess)
 {
 	struct forward *f;
@@ -198,7 +220,7 @@ agent_swap_conf(struct agent *a)
  * A session ended (from the loop, after its close). Decide the next
  * attempt: next path at once while the cycle lasts, else back off.
  */
-void
+static void
 agent_session_closed(struct agent *a, struct session *sess, int was_up,
     int path_dead, time_t up, const char *reason)
 {
@@ -247,11 +269,26 @@ agent_session_closed(struct agent *a, struct session *sess, int was_up,
 	agent_wait(a, 0);
 }
 
+/* The session reports: up with its forwards, or closed (then freed). */
+static void
+agent_session_cb(struct session *sess, const struct session_report *r,
+    void *arg)
+{
+	struct agent *a = arg;
+
+	if (!r->closed)
+		agent_session_up(a, sess);
+	else
+		agent_session_closed(a, sess, r->was_up, r->path_dead,
+		    r->up_secs, r->reason);
+}
+
 /* Debounced netlink change: try now instead of waiting out the backoff. */
 static void
 agent_netlink_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent *a = arg;
+	struct dial_target t;
 
 	(void)fd;
 	(void)what;
@@ -270,7 +307,8 @@ agent_netlink_cb(evutil_socket_t fd, short what, void *arg)
 	    a->probe == NULL) {
 		log_debug("network changed: probing preferred path %s",
 		    agent_path_name(a, 0));
-		a->probe = probe_start(a, agent_path(a, 0), agent_probed, a);
+		agent_target(a, 0, &t);
+		a->probe = probe_start(&t, agent_probed, a);
 	}
 }
 
@@ -346,7 +384,7 @@ agent_stop(struct agent *a)
 	event_del(a->ev_retry);
 	if (sess != NULL) {
 		a->sess = NULL;
-		session_close(sess, "shutting down", 0);
+		session_close(sess, 0, "shutting down");
 		session_free(sess);
 	}
 }
@@ -372,7 +410,7 @@ agent_reload(struct agent *a, struct agent_config *c)
 	log_info("configuration reloaded; reconnecting with it");
 	if (a->sess != NULL) {
 		agent_probe_stop(a);
-		session_close(a->sess, "configuration reloaded", 0);
+		session_close(a->sess, 0, "configuration reloaded");
 		return;
 	}
 	agent_swap_conf(a);
@@ -464,7 +502,11 @@ agent_control(const char *line, struct evbuffer *out, void *arg)
 		evbuffer_add_printf(out, "%-24s %-14s %-11s %-8s %s\n", relay,
 		    path, state, since, retry);
 	}
-	evbuffer_add_printf(out, "status: %s\n", a->status);
+	/* peer text was escaped where it came in; this is a safety net */
+	evbuffer_add_printf(out, "status: %s\n", str_printable(a->status) ?
+	    a->status : esc(a->status));
 	if (a->last_error[0] != '\0')
-		evbuffer_add_printf(out, "last error: %s\n", a->last_error);
+		evbuffer_add_printf(out, "last error: %s\n",
+		    str_printable(a->last_error) ? a->last_error :
+		    esc(a->last_error));
 }

@@ -59,14 +59,6 @@ struct agent_config {
 	struct paths	 paths;
 	int		 npaths;
 	ssh_key		 key;		/* loaded identity */
-
-	/* parser state */
-	int		 section;
-	int		 identity_line;	/* 0 = default, not in the file */
-	int		 known_hosts_line;
-	char		*cur_section;
-	struct forward	*cur_forward;
-	struct path	*cur_path;
 };
 
 /* config.c */
@@ -76,6 +68,8 @@ struct agent_config *config_parse_text(const char *, const char *, char *,
 void	 config_free(struct agent_config *);
 int	 config_same_session(struct agent_config *, struct agent_config *);
 unsigned int config_connect_timeout(struct agent_config *);
+
+/* path.c: the relay address and port a [path] reaches */
 const char *path_host(struct agent_config *, struct path *);
 uint16_t path_port(struct agent_config *, struct path *);
 
@@ -89,16 +83,27 @@ void	 backoff_init(struct backoff *, unsigned long, unsigned long);
 unsigned long backoff_next(struct backoff *);
 void	 backoff_reset(struct backoff *);
 
-/* path.c: resolve and connect on a path with a deadline; probe a path */
+/* Where and how to reach the relay on one path (dial.c, probe.c). */
+struct dial_target {
+	struct event_base *base;
+	struct evdns_base *dns;
+	const char	*host;
+	uint16_t	 port;
+	struct path	*path;		/* NULL = default route */
+	unsigned int	 timeout;	/* seconds for DNS and connect */
+};
+
+/* dial.c: resolve and connect on a path with a deadline */
 struct dial;
 typedef void (*dial_cb)(struct dial *, int, const char *, void *);
-struct dial *dial_start(struct agent *, struct path *, unsigned int, dial_cb,
-	    void *);
+struct dial *dial_start(const struct dial_target *, dial_cb, void *);
 void	 dial_cancel(struct dial *);
 const char *dial_peer(struct dial *);
+
+/* probe.c: does a path reach the relay (connect + banner, no login)? */
 struct probe;
-struct probe *probe_start(struct agent *, struct path *,
-	    void (*)(struct probe *, int, const char *, void *), void *);
+typedef void (*probe_cb)(struct probe *, int, const char *, void *);
+struct probe *probe_start(const struct dial_target *, probe_cb, void *);
 void	 probe_cancel(struct probe *);
 
 /* session.c: one ssh connection to the relay and its forwards */
@@ -106,8 +111,20 @@ enum session_state {
 	SESS_DIAL, SESS_HANDSHAKE, SESS_AUTH, SESS_FORWARD, SESS_UP, SESS_DEAD
 };
 struct session;
-struct session *session_new(struct agent *, struct path *);
-void	 session_close(struct session *, const char *, int);
+/* What a session tells its owner: up (again), or closed (then free it). */
+struct session_report {
+	int		 closed;	/* 0: forwards granted; 1: it ended */
+	int		 was_up;	/* it had been up */
+	int		 path_dead;	/* the path went silent */
+	time_t		 up_secs;	/* how long it was up */
+	const char	*reason;	/* why it closed */
+};
+typedef void (*session_cb)(struct session *, const struct session_report *,
+	    void *);
+struct session *session_new(const struct dial_target *, struct agent_config *,
+	    session_cb, void *);
+void	 session_close(struct session *, int, const char *, ...)
+	    PRINTFLIKE(3, 4);
 void	 session_disconnect(struct session *);
 void	 session_free(struct session *);
 int	 session_is_up(struct session *);
@@ -118,9 +135,15 @@ struct path *session_path(struct session *);
 struct fwd_chans {
 	struct pumps	 pumps;
 	int		 n;
+	struct sshio	*io;
+	struct agent_config *conf;
+	const int	*asked;		/* per forward: requested from the relay */
+	void		(*flush)(void *);	/* owner pushes queued output */
+	void		*arg;
 };
-void	 forward_accept_all(struct session *, struct sshio *, struct fwd_chans *,
-	    struct agent_config *, const int *);
+void	 forward_init(struct fwd_chans *, struct sshio *, struct agent_config *,
+	    const int *, void (*)(void *), void *);
+int	 forward_open(struct fwd_chans *, ssh_message);
 void	 forward_kick_all(struct fwd_chans *);
 void	 forward_free_all(struct fwd_chans *);
 
@@ -159,9 +182,6 @@ void	 agent_init(struct agent *, struct event_base *, struct agent_config *);
 void	 agent_start(struct agent *);
 void	 agent_stop(struct agent *);
 void	 agent_reload(struct agent *, struct agent_config *);
-void	 agent_session_up(struct agent *, struct session *);
-void	 agent_session_closed(struct agent *, struct session *, int, int,
-	    time_t, const char *);
 void	 agent_status(struct agent *, const char *, ...) PRINTFLIKE(2, 3);
 void	 agent_netlink_changed(void *);
 void	 agent_free(struct agent *);

@@ -15,6 +15,17 @@
 
 enum { SEC_NONE, SEC_AGENT, SEC_RELAY, SEC_FORWARD, SEC_PATH, SEC_BAD };
 
+/* Parse state, kept apart from the configuration it fills. */
+struct config_parse {
+	struct agent_config *c;
+	int		 section;	/* SEC_* being read */
+	char		*cur_section;
+	struct forward	*cur_forward;
+	struct path	*cur_path;
+	int		 identity_line;	/* 0 = default, not in the file */
+	int		 known_hosts_line;
+};
+
 /* Defaults first, so a minimal file works. */
 static struct agent_config *
 config_new(const char *file)
@@ -69,7 +80,6 @@ config_free(struct agent_config *c)
 	free(c->relay_host);
 	free(c->host_key);
 	free(c->known_hosts);
-	free(c->cur_section);
 	free(c);
 }
 
@@ -153,15 +163,16 @@ config_section_name(const char *section, const char *kind)
 
 /* A section header opens: set up [forward NAME] / [path NAME] entries. */
 static int
-config_section(struct config_ctx *ctx, struct agent_config *c,
+config_section(struct config_ctx *ctx, struct config_parse *ps,
     const char *section)
 {
+	struct agent_config *c = ps->c;
 	const char *name;
 	struct forward *f;
 	struct path *p;
 
-	c->cur_forward = NULL;
-	c->cur_path = NULL;
+	ps->cur_forward = NULL;
+	ps->cur_path = NULL;
 	if (!strcmp(section, "agent"))
 		return SEC_AGENT;
 	if (!strcmp(section, "relay"))
@@ -169,7 +180,7 @@ config_section(struct config_ctx *ctx, struct agent_config *c,
 	if ((name = config_section_name(section, "forward")) != NULL) {
 		TAILQ_FOREACH(f, &c->forwards, entry) {
 			if (!strcmp(f->name, name)) {
-				c->cur_forward = f;
+				ps->cur_forward = f;
 				return SEC_FORWARD;
 			}
 		}
@@ -177,13 +188,13 @@ config_section(struct config_ctx *ctx, struct agent_config *c,
 		f->name = xstrdup(*name ? name : "default");
 		f->line = ctx->line;
 		TAILQ_INSERT_TAIL(&c->forwards, f, entry);
-		c->cur_forward = f;
+		ps->cur_forward = f;
 		return SEC_FORWARD;
 	}
 	if ((name = config_section_name(section, "path")) != NULL) {
 		TAILQ_FOREACH(p, &c->paths, entry) {
 			if (!strcmp(p->name, name)) {
-				c->cur_path = p;
+				ps->cur_path = p;
 				return SEC_PATH;
 			}
 		}
@@ -192,7 +203,7 @@ config_section(struct config_ctx *ctx, struct agent_config *c,
 		p->line = ctx->line;
 		p->index = c->npaths++;
 		TAILQ_INSERT_TAIL(&c->paths, p, entry);
-		c->cur_path = p;
+		ps->cur_path = p;
 		return SEC_PATH;
 	}
 	config_error(ctx, "unknown section [%s] (expected [agent], [relay], "
@@ -202,9 +213,10 @@ config_section(struct config_ctx *ctx, struct agent_config *c,
 
 /* [agent] keys. */
 static int
-config_agent_key(struct config_ctx *ctx, struct agent_config *c,
+config_agent_key(struct config_ctx *ctx, struct config_parse *ps,
     const char *k, const char *v)
 {
+	struct agent_config *c = ps->c;
 	const char *why = NULL;
 
 	if (!strcmp(k, "identity")) {
@@ -212,7 +224,7 @@ config_agent_key(struct config_ctx *ctx, struct agent_config *c,
 			return config_error(ctx, "identity: must be an "
 			    "absolute path");
 		config_set(&c->identity, v);
-		c->identity_line = ctx->line;
+		ps->identity_line = ctx->line;
 	} else if (!strcmp(k, "user")) {
 		if (*v == '\0' || strpbrk(v, " \t\"@:/") != NULL)
 			return config_error(ctx, "user: bad login name '%s'",
@@ -246,9 +258,10 @@ config_agent_key(struct config_ctx *ctx, struct agent_config *c,
 
 /* [relay] keys. */
 static int
-config_relay_key(struct config_ctx *ctx, struct agent_config *c,
+config_relay_key(struct config_ctx *ctx, struct config_parse *ps,
     const char *k, const char *v)
 {
+	struct agent_config *c = ps->c;
 	const char *why = NULL;
 
 	if (!strcmp(k, "host")) {
@@ -270,7 +283,7 @@ config_relay_key(struct config_ctx *ctx, struct agent_config *c,
 			return config_error(ctx, "known_hosts: must be an "
 			    "absolute path");
 		config_set(&c->known_hosts, v);
-		c->known_hosts_line = ctx->line;
+		ps->known_hosts_line = ctx->line;
 	} else
 		return config_error(ctx, "unknown key '%s' in [relay]", k);
 	return 1;
@@ -278,10 +291,10 @@ config_relay_key(struct config_ctx *ctx, struct agent_config *c,
 
 /* [forward NAME] keys. */
 static int
-config_forward_key(struct config_ctx *ctx, struct agent_config *c,
+config_forward_key(struct config_ctx *ctx, struct config_parse *ps,
     const char *k, const char *v)
 {
-	struct forward *f = c->cur_forward;
+	struct forward *f = ps->cur_forward;
 	const char *why = NULL;
 	char *host;
 	uint16_t port;
@@ -313,10 +326,10 @@ config_forward_key(struct config_ctx *ctx, struct agent_config *c,
 
 /* [path NAME] keys. */
 static int
-config_path_key(struct config_ctx *ctx, struct agent_config *c,
+config_path_key(struct config_ctx *ctx, struct config_parse *ps,
     const char *k, const char *v)
 {
-	struct path *p = c->cur_path;
+	struct path *p = ps->cur_path;
 	const char *why = NULL;
 
 	if (!strcmp(k, "interface")) {
@@ -347,29 +360,29 @@ static int
 config_handler_fn(struct config_ctx *ctx, void *arg, const char *section,
     const char *name, const char *value)
 {
-	struct agent_config *c = arg;
+	struct config_parse *ps = arg;
 
 	if (name == NULL) {
 		/* a header: [forward x] and [path x] exist even when empty */
-		config_set(&c->cur_section, section);
-		c->section = config_section(ctx, c, section);
-		return c->section != SEC_BAD;
+		config_set(&ps->cur_section, section);
+		ps->section = config_section(ctx, ps, section);
+		return ps->section != SEC_BAD;
 	}
 	if (*section == '\0')
 		return config_error(ctx, "key '%s' outside of a section", name);
-	if (c->cur_section == NULL || strcmp(c->cur_section, section) != 0) {
-		config_set(&c->cur_section, section);
-		c->section = config_section(ctx, c, section);
+	if (ps->cur_section == NULL || strcmp(ps->cur_section, section) != 0) {
+		config_set(&ps->cur_section, section);
+		ps->section = config_section(ctx, ps, section);
 	}
-	switch (c->section) {
+	switch (ps->section) {
 	case SEC_AGENT:
-		return config_agent_key(ctx, c, name, value);
+		return config_agent_key(ctx, ps, name, value);
 	case SEC_RELAY:
-		return config_relay_key(ctx, c, name, value);
+		return config_relay_key(ctx, ps, name, value);
 	case SEC_FORWARD:
-		return config_forward_key(ctx, c, name, value);
+		return config_forward_key(ctx, ps, name, value);
 	case SEC_PATH:
-		return config_path_key(ctx, c, name, value);
+		return config_path_key(ctx, ps, name, value);
 	default:
 		return 0;
 	}
@@ -388,8 +401,9 @@ config_where(struct agent_config *c, int line, char *buf, size_t len)
 
 /* Rules that span keys; also loads and checks the identity. */
 static int
-config_validate(struct agent_config *c, char *err, size_t len)
+config_validate(struct config_parse *ps, char *err, size_t len)
 {
+	struct agent_config *c = ps->c;
 	struct forward *f, *g;
 	struct path *p;
 	char kerr[512], w[512];
@@ -411,7 +425,7 @@ config_validate(struct agent_config *c, char *err, size_t len)
 	}
 	if (c->known_hosts != NULL && access(c->known_hosts, R_OK) == -1) {
 		snprintf(err, len, "%s: known_hosts %s: %s",
-		    config_where(c, c->known_hosts_line, w, sizeof w),
+		    config_where(c, ps->known_hosts_line, w, sizeof w),
 		    c->known_hosts, strerror(errno));
 		return -1;
 	}
@@ -451,20 +465,20 @@ config_validate(struct agent_config *c, char *err, size_t len)
 	}
 	if (key_file_private_ok(c->identity, kerr, sizeof kerr) == -1) {
 		snprintf(err, len, "%s: identity %s",
-		    config_where(c, c->identity_line, w, sizeof w), kerr);
+		    config_where(c, ps->identity_line, w, sizeof w), kerr);
 		return -1;
 	}
 	if (ssh_pki_import_privkey_file(c->identity, NULL, NULL, NULL,
 	    &c->key) != SSH_OK) {
 		snprintf(err, len, "%s: identity %s: cannot read an OpenSSH "
 		    "private key (passphrase-protected keys are not "
-		    "supported)", config_where(c, c->identity_line, w,
+		    "supported)", config_where(c, ps->identity_line, w,
 		    sizeof w), c->identity);
 		return -1;
 	}
 	if (ssh_key_type(c->key) != SSH_KEYTYPE_ED25519) {
 		snprintf(err, len, "%s: identity %s: key type %s, "
-		    "expected ssh-ed25519", config_where(c, c->identity_line,
+		    "expected ssh-ed25519", config_where(c, ps->identity_line,
 		    w, sizeof w),
 		    c->identity,
 		    ssh_key_type_to_char(ssh_key_type(c->key)));
@@ -477,43 +491,43 @@ config_validate(struct agent_config *c, char *err, size_t len)
 struct agent_config *
 config_load(const char *file, char *err, size_t len)
 {
-	struct agent_config *c;
+	struct config_parse ps;
+	int rc;
 
-	c = config_new(file);
-	if (config_parse_file(file, config_handler_fn, c, err, len) == -1 ||
-	    config_validate(c, err, len) == -1) {
-		config_free(c);
+	memset(&ps, 0, sizeof ps);
+	ps.c = config_new(file);
+	rc = config_parse_file(file, config_handler_fn, &ps, err, len);
+	if (rc != -1)
+		rc = config_validate(&ps, err, len);
+	free(ps.cur_section);
+	if (rc == -1) {
+		config_free(ps.c);
 		return NULL;
 	}
-	c->cur_forward = NULL;
-	c->cur_path = NULL;
-	free(c->cur_section);
-	c->cur_section = NULL;
-	return c;
+	return ps.c;
 }
 
 /* Parse agent.conf text without the checks that read files (fuzzing). */
 struct agent_config *
 config_parse_text(const char *name, const char *text, char *err, size_t len)
 {
-	struct agent_config *c;
+	struct config_parse ps;
+	int rc;
 
-	c = config_new(name);
-	if (config_parse_string(name, text, config_handler_fn, c, err,
-	    len) == -1) {
-		config_free(c);
+	memset(&ps, 0, sizeof ps);
+	ps.c = config_new(name);
+	rc = config_parse_string(name, text, config_handler_fn, &ps, err, len);
+	free(ps.cur_section);
+	if (rc == -1) {
+		config_free(ps.c);
 		return NULL;
 	}
-	c->cur_forward = NULL;
-	c->cur_path = NULL;
-	free(c->cur_section);
-	c->cur_section = NULL;
-	return c;
+	return ps.c;
 }
 
 /* Compare two optional strings. */
 static int
-str_eq(const char *a, const char *b)
+config_str_eq(const char *a, const char *b)
 {
 	if (a == NULL || b == NULL)
 		return a == b;
@@ -527,18 +541,18 @@ config_same_session(struct agent_config *a, struct agent_config *b)
 	struct forward *fa, *fb;
 	struct path *pa, *pb;
 
-	if (!str_eq(a->identity, b->identity) || !str_eq(a->user, b->user) ||
-	    !str_eq(a->relay_host, b->relay_host) ||
+	if (!config_str_eq(a->identity, b->identity) || !config_str_eq(a->user, b->user) ||
+	    !config_str_eq(a->relay_host, b->relay_host) ||
 	    a->relay_port != b->relay_port ||
-	    !str_eq(a->host_key, b->host_key) ||
-	    !str_eq(a->known_hosts, b->known_hosts) ||
+	    !config_str_eq(a->host_key, b->host_key) ||
+	    !config_str_eq(a->known_hosts, b->known_hosts) ||
 	    ssh_key_cmp(a->key, b->key, SSH_KEY_CMP_PRIVATE) != 0)
 		return 0;
 	fb = TAILQ_FIRST(&b->forwards);
 	TAILQ_FOREACH(fa, &a->forwards, entry) {
-		if (fb == NULL || !str_eq(fa->remote_host, fb->remote_host) ||
+		if (fb == NULL || !config_str_eq(fa->remote_host, fb->remote_host) ||
 		    fa->remote_port != fb->remote_port ||
-		    !str_eq(fa->local_host, fb->local_host) ||
+		    !config_str_eq(fa->local_host, fb->local_host) ||
 		    fa->local_port != fb->local_port)
 			return 0;
 		fb = TAILQ_NEXT(fb, entry);
@@ -547,10 +561,10 @@ config_same_session(struct agent_config *a, struct agent_config *b)
 		return 0;
 	pb = TAILQ_FIRST(&b->paths);
 	TAILQ_FOREACH(pa, &a->paths, entry) {
-		if (pb == NULL || !str_eq(pa->name, pb->name) ||
-		    !str_eq(pa->interface, pb->interface) ||
-		    !str_eq(pa->source, pb->source) ||
-		    !str_eq(pa->host, pb->host) || pa->port != pb->port)
+		if (pb == NULL || !config_str_eq(pa->name, pb->name) ||
+		    !config_str_eq(pa->interface, pb->interface) ||
+		    !config_str_eq(pa->source, pb->source) ||
+		    !config_str_eq(pa->host, pb->host) || pa->port != pb->port)
 			return 0;
 		pb = TAILQ_NEXT(pb, entry);
 	}
@@ -571,22 +585,4 @@ config_connect_timeout(struct agent_config *c)
 	if (t > 20)
 		t = 20;
 	return (unsigned int)t;
-}
-
-/* The relay address to use on a path (its own, or [relay] host). */
-const char *
-path_host(struct agent_config *c, struct path *p)
-{
-	if (p != NULL && p->host != NULL)
-		return p->host;
-	return c->relay_host;
-}
-
-/* The relay port to use on a path. */
-uint16_t
-path_port(struct agent_config *c, struct path *p)
-{
-	if (p != NULL && p->port != 0)
-		return p->port;
-	return c->relay_port;
 }

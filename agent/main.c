@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libssh/callbacks.h>
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
@@ -23,6 +24,19 @@ usage(FILE *f)
 	    "  -v       more log (repeat for libssh protocol traces)\n"
 	    "  -V       print the version\n"
 	    "  -h       this help\n", conf_file);
+}
+
+/*
+ * libssh's own trace lines (-vvv) into our log, escaped: they quote what
+ * the peer sent (banner, DISCONNECT text, request names).
+ */
+static void
+main_ssh_log(int prio, const char *function, const char *buffer, void *arg)
+{
+	char line[2048];
+
+	log_debug("libssh: %s", escape_str(line, sizeof line, buffer,
+	    sizeof line / 4 - 8));
 }
 
 /* SIGTERM/SIGINT: disconnect properly, then leave the loop. */
@@ -100,6 +114,7 @@ main(int argc, char **argv)
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");
 	ssh_init();
+	ssh_set_log_callback(main_ssh_log);
 	if ((c = config_load(conf_file, err, sizeof err)) == NULL) {
 		fprintf(stderr, "%s\n", err);
 		ssh_finalize();

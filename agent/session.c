@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +17,10 @@
 #include "agent.h"
 
 struct session {
-	struct agent	*a;
+	struct event_base *base;
 	struct agent_config *conf;
+	session_cb	 cb;		/* tells the owner: up, closed */
+	void		*cb_arg;
 	struct path	*path;
 	enum session_state state;
 	struct dial	*dial;
@@ -35,6 +39,7 @@ struct session {
 	int		 fwd_retry;	/* refused forward re-asked, -1 none */
 	time_t		 fwd_retry_at;	/* when refused ones are asked again */
 	int		*bound;		/* granted port per forward, 0 = no */
+	int		*asked;		/* per forward: request sent, not refused */
 	int		 ngranted;
 	struct fwd_chans chans;
 	time_t		 started;
@@ -43,6 +48,7 @@ struct session {
 	uint64_t	 ka_in;		/* packets received before the probe */
 	unsigned long	 ka_missed;
 	int		 was_up;
+	int		 closing;	/* in session_close: accept nothing */
 	int		 path_dead;
 	char		 reason[256];
 	char		 peer[INET6_ADDRSTRLEN + 8];
@@ -61,6 +67,17 @@ session_now(void)
 }
 
 static int session_forward_collect(struct session *);
+
+/*
+ * libssh's last error, escaped: it can carry the peer's own text (its
+ * DISCONNECT message, its banner), which must not forge log lines or
+ * reach a terminal through simtunctl status.
+ */
+static const char *
+session_error(struct session *sess)
+{
+	return esc(ssh_get_error(sess->s));
+}
 
 /* Name of the path for logs. */
 static const char *
@@ -88,13 +105,18 @@ session_path(struct session *sess)
  * when it can hear it, and free later from the loop.
  */
 void
-session_close(struct session *sess, const char *why, int path_dead)
+session_close(struct session *sess, int path_dead, const char *fmt, ...)
 {
+	const char *why = sess->reason;
 	time_t up = 0;
+	va_list ap;
 
 	if (sess->state == SESS_DEAD)
 		return;
-	snprintf(sess->reason, sizeof sess->reason, "%s", why);
+	sess->closing = 1;
+	va_start(ap, fmt);
+	vsnprintf(sess->reason, sizeof sess->reason, fmt, ap);
+	va_end(ap);
 	sess->path_dead = path_dead;
 	if (sess->was_up)
 		up = session_now() - sess->up_since;
@@ -144,27 +166,44 @@ session_disconnect(struct session *sess)
 		if (sshio_attach(&sess->io) == 0)
 			ssh_event_dopoll(sess->io.sev, 0);
 	}
-	if (sess->io_init)
-		sshio_forget_channels(&sess->io);
+	/* ssh_disconnect frees every channel: the buried ones go first */
+	if (sess->io_init) {
+		sshio_clear(&sess->io);
+		sess->io_init = 0;
+	}
 	ssh_disconnect(sess->s);
 	/* libssh drops the session's fd; nothing more goes out after this */
 	shutdown(sess->fd, SHUT_RDWR);
 }
 
-/* Deferred teardown: tell the agent what happened, then it frees us. */
+/* Tell the owner the session is up with its forwards (again). */
+static void
+session_report_up(struct session *sess)
+{
+	struct session_report r;
+
+	memset(&r, 0, sizeof r);
+	r.was_up = 1;
+	sess->cb(sess, &r, sess->cb_arg);
+}
+
+/* Deferred teardown: tell the owner what happened, then it frees us. */
 static void
 session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *sess = arg;
-	time_t up = sess->was_up ? session_now() - sess->up_since : 0;
+	struct session_report r;
 
-	(void)fd;
-	(void)what;
-	agent_session_closed(sess->a, sess, sess->was_up, sess->path_dead, up,
-	    sess->reason);
+	memset(&r, 0, sizeof r);
+	r.closed = 1;
+	r.was_up = sess->was_up;
+	r.path_dead = sess->path_dead;
+	r.up_secs = sess->was_up ? session_now() - sess->up_since : 0;
+	r.reason = sess->reason;
+	sess->cb(sess, &r, sess->cb_arg);
 }
 
-/* Free everything; only from agent_session_closed or shutdown. */
+/* Free everything; only from the owner's closed report or shutdown. */
 void
 session_free(struct session *sess)
 {
@@ -186,6 +225,7 @@ session_free(struct session *sess)
 	event_free(sess->ev_ka);
 	event_free(sess->ev_free);
 	free(sess->bound);
+	free(sess->asked);
 	free(sess);
 }
 
@@ -197,33 +237,48 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	session_close(sess, "relay did not finish the ssh handshake in time",
-	    1);
+	session_close(sess, 1, "relay did not finish the ssh handshake in "
+	    "time");
 }
 
-/* Push out what libssh holds; a write error ends the session. */
+/*
+ * Push out what libssh holds; a write error ends the session, and so does
+ * a relay that broke the rules the shared pump enforces (data past the
+ * window it was granted, on a channel not open, too many unclosed).
+ */
 static void
 session_flush(struct session *sess)
 {
 	if (sess->state == SESS_DEAD)
 		return;
+	if (sess->io.violation[0] != '\0') {
+		session_close(sess, 0, "protocol violation: %s",
+		    sess->io.violation);
+		return;
+	}
 	if (sshio_flush(&sess->io) == -1)
-		session_close(sess, "write to relay failed", 0);
+		session_close(sess, 0, "write to relay failed");
 }
 
-/* After any libssh activity: new channels, pumps to move, output to push. */
+/* A forwarded connection ended and queued its CLOSE: push it out. */
+static void
+session_chans_flush(void *arg)
+{
+	session_flush(arg);
+}
+
+/* After any libssh activity: answers to collect, pumps to move, output. */
 static void
 session_after_poll(struct session *sess)
 {
 	if (sess->state != SESS_UP)
 		return;
-	/* a re-asked forward's answer first, so its channels are accepted */
+	sshio_sweep(&sess->io);
+	/* a re-asked forward's answer (its channels are accepted already) */
 	if (sess->fwd_retry >= 0 && session_forward_collect(sess)) {
 		sess->ka_out = 0;
 		sess->ka_missed = 0;
 	}
-	forward_accept_all(sess, &sess->io, &sess->chans, sess->conf,
-	    sess->bound);
 	forward_kick_all(&sess->chans);
 	session_flush(sess);
 }
@@ -262,14 +317,17 @@ session_forward_answer(struct session *sess, int rc)
 		return 0;
 	if (rc == SSH_OK && f != NULL) {
 		sess->bound[sess->fwd_retry] = f->remote_port;
+		sess->asked[sess->fwd_retry] = 1;
 		sess->ngranted++;
 		log_info("forward %s: relay %s now listens on port %u -> %s:%u",
 		    f->name, sess->peer, f->remote_port, f->local_host,
 		    f->local_port);
-		agent_session_up(sess->a, sess);
-	} else if (f != NULL)
+		session_report_up(sess);
+	} else if (f != NULL) {
+		sess->asked[sess->fwd_retry] = 0;
 		log_debug("forward %s: port %u still refused", f->name,
 		    f->remote_port);
+	}
 	sess->fwd_retry = -1;
 	return 1;
 }
@@ -309,14 +367,18 @@ session_forward_retry(struct session *sess)
 			idx = i;
 	if ((f = session_forward(sess, idx)) == NULL)
 		return 0;
+	/* the relay may open channels for it before its answer is read */
+	sess->asked[idx] = 1;
 	rc = ssh_channel_listen_forward(sess->s, f->remote_host,
 	    f->remote_port, &bound);
 	/* the first call may only have collected the last probe's answer */
 	if (sess->rcnt.out_packets == out)
 		rc = ssh_channel_listen_forward(sess->s, f->remote_host,
 		    f->remote_port, &bound);
-	if (sess->rcnt.out_packets == out)
+	if (sess->rcnt.out_packets == out) {
+		sess->asked[idx] = 0;
 		return 0;
+	}
 	sess->fwd_retry_at = session_now() + session_retry_secs(sess);
 	sess->fwd_retry = idx;
 	log_debug("forward %s: asking the relay again for port %u", f->name,
@@ -339,7 +401,6 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *sess = arg;
 	uint64_t out;
-	char why[128];
 
 	(void)fd;
 	(void)what;
@@ -350,13 +411,11 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 			sess->ka_missed++;
 			log_debug("keepalive %lu/%lu unanswered",
 			    sess->ka_missed, sess->conf->ka_count);
-			if (sess->ka_missed >= sess->conf->ka_count) {
-				snprintf(why, sizeof why, "relay silent: %lu "
+			if (sess->ka_missed >= sess->conf->ka_count)
+				session_close(sess, 1, "relay silent: %lu "
 				    "keepalives unanswered over %lu s",
 				    sess->ka_missed, sess->ka_missed *
 				    sess->conf->ka_interval);
-				session_close(sess, why, 1);
-			}
 			return;
 		}
 		sess->ka_out = 0;
@@ -385,7 +444,7 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 	log_debug("keepalive %s", sess->rcnt.out_packets != out ? "sent" :
 	    "still pending in libssh");
 	if (ssh_get_status(sess->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
-		session_close(sess, "relay closed the connection", 0);
+		session_close(sess, 0, "relay closed the connection");
 		return;
 	}
 	session_after_poll(sess);
@@ -499,7 +558,7 @@ session_check_hostkey(struct session *sess, char *why, size_t len)
 		break;
 	default:
 		snprintf(why, len, "known_hosts check failed: %s",
-		    ssh_get_error(sess->s));
+		    session_error(sess));
 		break;
 	}
 	free(fp);
@@ -513,11 +572,11 @@ session_go_up(struct session *sess)
 	struct timeval tv = { (time_t)sess->conf->ka_interval, 0 };
 
 	if (sess->ngranted == 0) {
-		session_close(sess, "relay refused every forward", 0);
+		session_close(sess, 0, "relay refused every forward");
 		return;
 	}
 	if (sshio_attach(&sess->io) == -1) {
-		session_close(sess, "ssh_event_new failed", 0);
+		session_close(sess, 0, "ssh_event_new failed");
 		return;
 	}
 	event_del(sess->ev_deadline);
@@ -527,7 +586,7 @@ session_go_up(struct session *sess)
 	sess->fwd_retry = -1;
 	sess->fwd_retry_at = sess->up_since + session_retry_secs(sess);
 	evtimer_add(sess->ev_ka, &tv);
-	agent_session_up(sess->a, sess);
+	session_report_up(sess);
 }
 
 /* Ask for the forwards one at a time (one global request slot). */
@@ -545,6 +604,7 @@ session_forwards(struct session *sess)
 		if (f == NULL)
 			return 0;
 		bound = 0;
+		sess->asked[sess->fwd_idx] = 1;
 		rc = ssh_channel_listen_forward(sess->s, f->remote_host,
 		    f->remote_port, &bound);
 		if (rc == SSH_AGAIN)
@@ -556,6 +616,7 @@ session_forwards(struct session *sess)
 			    "%s:%u", f->name, sess->peer, f->remote_port,
 			    f->local_host, f->local_port);
 		} else if (ssh_get_error_code(sess->s) == SSH_REQUEST_DENIED) {
+			sess->asked[sess->fwd_idx] = 0;
 			log_warnx("forward %s: relay %s refused port %u (in use "
 			    "or not permitted for this key)", f->name,
 			    sess->peer, f->remote_port);
@@ -580,14 +641,13 @@ session_step(struct session *sess)
 		if (rc == SSH_AGAIN)
 			break;
 		if (rc != SSH_OK) {
-			snprintf(why, sizeof why, "ssh handshake: %s",
-			    ssh_get_error(sess->s));
-			session_close(sess, why, 0);
+			session_close(sess, 0, "ssh handshake: %s",
+			    session_error(sess));
 			return;
 		}
 		net_nonblock(sess->fd);
 		if (session_check_hostkey(sess, why, sizeof why) == -1) {
-			session_close(sess, why, 0);
+			session_close(sess, 0, "%s", why);
 			return;
 		}
 		sess->state = SESS_AUTH;
@@ -598,11 +658,10 @@ session_step(struct session *sess)
 		if (rc == SSH_AUTH_AGAIN)
 			break;
 		if (rc != SSH_AUTH_SUCCESS) {
-			snprintf(why, sizeof why, "relay refused our key for "
+			session_close(sess, 0, "relay refused our key for "
 			    "user %s%s%s", sess->conf->user,
 			    rc == SSH_AUTH_ERROR ? ": " : "",
-			    rc == SSH_AUTH_ERROR ? ssh_get_error(sess->s) : "");
-			session_close(sess, why, 0);
+			    rc == SSH_AUTH_ERROR ? session_error(sess) : "");
 			return;
 		}
 		log_debug("authenticated to %s as %s", sess->peer,
@@ -615,9 +674,8 @@ session_step(struct session *sess)
 		if (rc == 1)
 			break;
 		if (rc == -1) {
-			snprintf(why, sizeof why, "forward request: %s",
-			    ssh_get_error(sess->s));
-			session_close(sess, why, 0);
+			session_close(sess, 0, "forward request: %s",
+			    session_error(sess));
 			return;
 		}
 		session_go_up(sess);
@@ -627,11 +685,10 @@ session_step(struct session *sess)
 	case SESS_UP:
 		if (sshio_poll(&sess->io) == -1) {
 			err = ssh_get_error(sess->s);
-			snprintf(why, sizeof why, "relay closed the connection"
-			    "%s%s", *err ? ": " : "", err);
 			/* TCP_USER_TIMEOUT: unacked data, the path is silent */
-			session_close(sess, why, strstr(err, "timed out") !=
-			    NULL);
+			session_close(sess, strstr(err, "timed out") != NULL,
+			    "relay closed the connection%s%s", *err ? ": " : "",
+			    session_error(sess));
 			return;
 		}
 		session_after_poll(sess);
@@ -640,6 +697,30 @@ session_step(struct session *sess)
 		return;
 	}
 	session_flush(sess);
+}
+
+/*
+ * Every message libssh would otherwise queue for ssh_message_get (channel
+ * opens, unknown channel requests) comes here and is answered at once, so
+ * a relay cannot make the agent's memory grow with requests it never
+ * reads. Returns 1 for libssh's default reply (a refusal).
+ */
+static int
+session_message(ssh_session s, ssh_message msg, void *arg)
+{
+	struct session *sess = arg;
+
+	if (sess->closing)
+		return 1;
+	if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN)
+		return forward_open(&sess->chans, msg);
+	/* nothing is sent on a channel after our CLOSE, not even a refusal */
+	if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL &&
+	    sshio_closed_channel(ssh_message_channel_request_channel(msg)))
+		return 0;
+	log_debug("relay sent a request of type %d/%d; refused",
+	    ssh_message_type(msg), ssh_message_subtype(msg));
+	return 1;
 }
 
 /* Readiness on the relay socket. */
@@ -652,6 +733,39 @@ session_io(void *arg, short what)
 	if (sess->state == SESS_DEAD)
 		return;
 	session_step(sess);
+}
+
+/*
+ * Every path and name libssh would otherwise derive from the user's home
+ * directory, passwd entry or environment (ssh dir, known_hosts, global
+ * known_hosts, user), set before anything expands them: the agent runs
+ * as systemd's DynamicUser, possibly with no passwd entry and no HOME,
+ * where libssh's defaults fail with "Couldn't apply options". The ssh dir
+ * is the identity's directory; nothing is read from it by default.
+ */
+static int
+session_options(struct session *sess, const char *host, unsigned int port)
+{
+	struct agent_config *c = sess->conf;
+	char dir[PATH_MAX], *slash;
+
+	snprintf(dir, sizeof dir, "%s", c->identity);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof dir, "/");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (ssh_options_set(sess->s, SSH_OPTIONS_SSH_DIR, dir) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_USER, c->user) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_KNOWNHOSTS,
+	    c->known_hosts ? c->known_hosts : "/dev/null") != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS,
+	    "/dev/null") != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_HOST, host) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_PORT, &port) != SSH_OK)
+		return -1;
+	return 0;
 }
 
 /* TCP is up: hand the socket to libssh and start the handshake. */
@@ -669,7 +783,7 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	snprintf(sess->peer, sizeof sess->peer, "%s", dial_peer(d));
 	sess->dial = NULL;
 	if (fd == -1) {
-		session_close(sess, cause, 1);
+		session_close(sess, 1, "%s", cause);
 		return;
 	}
 	sess->fd = fd;
@@ -685,21 +799,21 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	 * it gets its own dup so ours stays valid for libevent until we close.
 	 */
 	if ((sess->sshfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		session_close(sess, "dup: out of file descriptors", 0);
+		session_close(sess, 0, "dup: out of file descriptors");
+		return;
+	}
+	if (session_options(sess, host, port) == -1) {
+		session_close(sess, 0, "setting libssh options failed (out of "
+		    "memory?)");
 		return;
 	}
 	ssh_options_set(sess->s, SSH_OPTIONS_FD, &sess->sshfd);
-	ssh_options_set(sess->s, SSH_OPTIONS_HOST, host);
-	ssh_options_set(sess->s, SSH_OPTIONS_PORT, &port);
-	ssh_options_set(sess->s, SSH_OPTIONS_USER, c->user);
 	ssh_options_set(sess->s, SSH_OPTIONS_LOG_VERBOSITY,
 	    log_get_verbose() >= 3 ? &proto : &nolog);
-	ssh_options_set(sess->s, SSH_OPTIONS_KNOWNHOSTS,
-	    c->known_hosts ? c->known_hosts : "/dev/null");
-	ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
 	ssh_set_counters(sess->s, &sess->scnt, &sess->rcnt);
+	ssh_set_message_callback(sess->s, session_message, sess);
 	ssh_set_blocking(sess->s, 0);
-	sshio_init(&sess->io, sess->a->base, sess->s, fd, session_io, sess);
+	sshio_init(&sess->io, sess->base, sess->s, fd, session_io, sess);
 	sess->io_init = 1;
 	sess->state = SESS_HANDSHAKE;
 	tv.tv_sec = 2 * config_connect_timeout(c);
@@ -710,34 +824,41 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	session_step(sess);
 }
 
-/* Start a session on a path (NULL = default route). */
+/*
+ * Start a session to a target with a configuration; cb(sess, report, arg)
+ * tells the owner when it is up (again) and, once, when it has closed:
+ * the owner then frees it with session_free.
+ */
 struct session *
-session_new(struct agent *a, struct path *path)
+session_new(const struct dial_target *t, struct agent_config *conf,
+    session_cb cb, void *arg)
 {
 	struct session *sess;
 	struct forward *f;
 
 	sess = xcalloc(1, sizeof *sess);
-	sess->a = a;
-	sess->conf = a->conf;
-	sess->path = path;
+	sess->base = t->base;
+	sess->conf = conf;
+	sess->cb = cb;
+	sess->cb_arg = arg;
+	sess->path = t->path;
 	sess->fd = -1;
 	sess->state = SESS_DIAL;
 	sess->started = session_now();
-	TAILQ_INIT(&sess->chans.pumps);
-	TAILQ_FOREACH(f, &a->conf->forwards, entry)
+	TAILQ_FOREACH(f, &conf->forwards, entry)
 		sess->nfwd++;
 	sess->bound = xcalloc((size_t)sess->nfwd, sizeof *sess->bound);
-	sess->ev_deadline = evtimer_new(a->base, session_deadline_cb, sess);
-	sess->ev_ka = event_new(a->base, -1, EV_PERSIST, session_ka_cb, sess);
-	sess->ev_free = event_new(a->base, -1, 0, session_free_cb, sess);
+	sess->asked = xcalloc((size_t)sess->nfwd, sizeof *sess->asked);
+	forward_init(&sess->chans, &sess->io, conf, sess->asked,
+	    session_chans_flush, sess);
+	sess->ev_deadline = evtimer_new(t->base, session_deadline_cb, sess);
+	sess->ev_ka = event_new(t->base, -1, EV_PERSIST, session_ka_cb, sess);
+	sess->ev_free = event_new(t->base, -1, 0, session_free_cb, sess);
 	if (!sess->ev_deadline || !sess->ev_ka || !sess->ev_free)
 		fatalx("event_new");
-	snprintf(sess->peer, sizeof sess->peer, "%s:%u",
-	    path_host(a->conf, path), path_port(a->conf, path));
+	snprintf(sess->peer, sizeof sess->peer, "%s:%u", t->host, t->port);
 	log_info("connecting to %s via %s", sess->peer,
-	    path ? path->name : "default route");
-	sess->dial = dial_start(a, path, config_connect_timeout(a->conf),
-	    session_dialed, sess);
+	    session_path_name(sess));
+	sess->dial = dial_start(t, session_dialed, sess);
 	return sess;
 }

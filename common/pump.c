@@ -59,7 +59,14 @@ pump_write(struct pump *p)
 		pump_close(p, "connection write failed");
 		return;
 	}
-	if (p->ch_eof && p->ssh_rest == 0)
+	/*
+	 * All written, but libssh still holds data for us (it calls back only
+	 * when more arrives, and at the end of a stream none does): come back
+	 * from the loop, the socket being writable, to refill.
+	 */
+	if (p->ssh_rest > 0)
+		event_add(p->ev_wr, NULL);
+	else if (p->ch_eof)
 		shutdown(p->fd, SHUT_WR);
 }
 
