@@ -25,12 +25,15 @@ getent passwd simtun >/dev/null && user_existed=1
 installed=
 ARCH=$(dpkg --print-architecture)
 
+# dpkg_wait ARGS...: dpkg, waiting (bounded) while another process holds its lock.
+dpkg_wait() { bash "$REPO_ROOT/tests/lockwait.sh" dpkg "$@"; }
+
 # cleanup wrapper: purge what the test installed if it stops half-way, and
 # remove the simtun user if the test created it (packages leave it on purge).
 eval "lib_cleanup() $(declare -f cleanup | tail -n +2)"
 cleanup() {
 	if [ -n "$installed" ]; then
-		dpkg --purge $PKGS >>"$T/dpkg.log" 2>&1
+		dpkg_wait --purge $PKGS >>"$T/dpkg.log" 2>&1
 	fi
 	if [ -z "$user_existed" ] && getent passwd simtun >/dev/null; then
 		userdel simtun 2>/dev/null
@@ -58,7 +61,7 @@ fi
 
 # --- install --------------------------------------------------------------
 installed=1
-DEBIAN_FRONTEND=noninteractive dpkg -i "${debs[@]}" >"$T/dpkg.log" 2>&1 ||
+DEBIAN_FRONTEND=noninteractive dpkg_wait -i "${debs[@]}" >"$T/dpkg.log" 2>&1 ||
     fail "dpkg -i failed: $(tail -5 "$T/dpkg.log")"
 for p in $PKGS; do
 	s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
@@ -146,7 +149,7 @@ out=$(/usr/sbin/simtun-agent -n -c "$U/agent.conf" 2>&1) || fail "simtun-agent -
 log "filled-in relay.conf and agent.conf: configuration OK (fingerprint $fp)"
 
 # --- purge ----------------------------------------------------------------
-DEBIAN_FRONTEND=noninteractive dpkg --purge $PKGS >>"$T/dpkg.log" 2>&1 ||
+DEBIAN_FRONTEND=noninteractive dpkg_wait --purge $PKGS >>"$T/dpkg.log" 2>&1 ||
     fail "dpkg --purge failed: $(tail -5 "$T/dpkg.log")"
 installed=
 for p in $PKGS; do
