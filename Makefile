@@ -81,7 +81,14 @@ $(BUILD)/simtunctl: $(CTL_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
+# Unit tests link the common objects; a test of a daemon's module also names
+# that module's objects here (modules that need no more of their daemon).
+UNIT_OBJ_test_relay_config := $(call obj,relay/config.c)
+UNIT_OBJ_test_penalty      := $(call obj,relay/penalty.c)
+UNIT_OBJ_test_backoff      := $(call obj,agent/backoff.c)
+
+.SECONDEXPANSION:
+$(BUILD)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ) $$(UNIT_OBJ_$$*)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
