@@ -84,9 +84,9 @@ rootfs_tar() {
 	    --dpkgopt='path-exclude=/usr/share/locale/*' \
 	    --dpkgopt='path-exclude=/usr/share/doc/*' \
 	    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-	    "$NSPAWN_SUITE" "$tar.tmp.$$" $srcs >"$T/mmdebstrap.log" 2>&1 || {
+	    "$NSPAWN_SUITE" "$tar.tmp.$$" $srcs >"$T/mmdebstrap.txt" 2>&1 || {
 		rm -f "$tar.tmp.$$"
-		tail -15 "$T/mmdebstrap.log" >&2
+		tail -15 "$T/mmdebstrap.txt" >&2
 		fail "mmdebstrap failed (log above)"
 	}
 	mv -f "$tar.tmp.$$" "$tar"
@@ -122,12 +122,12 @@ ct_boot() {
 	systemd-nspawn --quiet -D "$CT_ROOT" --boot --machine="$CT_NAME" \
 	    --private-network --register=no --keep-unit --link-journal=no \
 	    --resolv-conf=off --timezone=off --console=read-only \
-	    </dev/null >"$T/boot.log" 2>&1 &
+	    </dev/null >"$T/console.txt" 2>&1 &
 	CT_PID=$!
 	wait_until 20 ct_find_leader || {
 		kill -0 "$CT_PID" 2>/dev/null || {
-			tail -5 "$T/boot.log"
-			skip "systemd-nspawn cannot start a container here: $(grep -v '^$' "$T/boot.log" | tail -1)"
+			tail -5 "$T/console.txt"
+			skip "systemd-nspawn cannot start a container here: $(grep -v '^$' "$T/console.txt" | tail -1)"
 		}
 		fail "no PID 1 in the container after 20 s"
 	}
@@ -135,7 +135,7 @@ ct_boot() {
 	case $st in
 	running) ;;
 	degraded) log "booted degraded: $(cx systemctl --failed --no-legend --plain | tr '\n' ';')";;
-	*) tail -20 "$T/boot.log"; skip "container did not boot (is-system-running: $st)";;
+	*) tail -20 "$T/console.txt"; skip "container did not boot (is-system-running: $st)";;
 	esac
 	log "booted $CT_NAME (leader pid $CT_LEADER, $(cx systemctl --version | head -1)) in $(elapsed "$t0") s"
 }
@@ -205,7 +205,9 @@ banner_via_relay() {
 # ct_unit_fail UNIT MSG: fail with UNIT's state and journal.
 ct_unit_fail() {
 	echo "--- $1: $(cx systemctl show -p ActiveState,SubState,Result,NRestarts,ExecMainStatus,StatusText "$1" | tr '\n' ' ')"
-	unit_journal "$1" 40 | tee "$T/${1%.service}.journal"
+	unit_journal "$1" 40 >"$T/${1%.service}.journal.log"
+	grep -q "Couldn't apply options" "$T/${1%.service}.journal.log" &&
+	    echo "note: libssh could not set its options: the agent, a DynamicUser= with no passwd entry (no libnss-systemd, no simtun user) and no HOME, still depends on them"
 	fail "$2"
 }
 

@@ -32,8 +32,8 @@ ct_unpack "$T/root"
 unset MAKEFLAGS MFLAGS MAKELEVEL
 t0=$(now)
 timeout 300 make -C "$REPO_ROOT" --no-print-directory BUILD="$build" install \
-    DESTDIR="$CT_ROOT" >"$T/make-install.log" 2>&1 ||
-    { tail -20 "$T/make-install.log"; fail "make install DESTDIR=$CT_ROOT failed"; }
+    DESTDIR="$CT_ROOT" >"$T/make-install.txt" 2>&1 ||
+    { tail -20 "$T/make-install.txt"; fail "make install DESTDIR=$CT_ROOT failed"; }
 log "make install BUILD=$build DESTDIR=... in $(elapsed "$t0") s"
 [ -x "$CT_ROOT/usr/local/sbin/simtun-relay" ] || fail "make install put no /usr/local/sbin/simtun-relay"
 grep -q '^ExecStart=/usr/local/sbin/simtun-agent ' "$CT_ROOT/lib/systemd/system/simtun-agent.service" ||

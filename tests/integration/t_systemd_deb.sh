@@ -19,8 +19,8 @@ ARCH=$(dpkg --print-architecture)
 
 unset MAKEFLAGS MFLAGS MAKELEVEL
 t0=$(now)
-timeout 300 make -C "$REPO_ROOT" --no-print-directory deb DEB_ARCHES="$ARCH" >"$T/make-deb.log" 2>&1 ||
-    fail "make deb failed: $(grep -iE 'error|mkdeb:' "$T/make-deb.log" | head -3)"
+timeout 300 make -C "$REPO_ROOT" --no-print-directory deb DEB_ARCHES="$ARCH" >"$T/make-deb.txt" 2>&1 ||
+    fail "make deb failed: $(grep -iE 'error|mkdeb:' "$T/make-deb.txt" | head -3)"
 ver=$(dpkg-parsechangelog -l "$REPO_ROOT/conf/debian/changelog" -S Version)
 log "make deb in $(elapsed "$t0") s"
 
