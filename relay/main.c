@@ -78,6 +78,7 @@ main_reload_config(struct relay *r)
 	if ((n = config_reload(c, &nc, restart, sizeof restart)) > 0)
 		log_warnx("reload: %s change%s only on restart", restart,
 		    n == 1 ? "s" : "");
+	server_limits(r);
 	config_clear(&nc);
 	server_throttle(r);
 	log_info("reloaded %s", c->path);
@@ -200,6 +201,7 @@ main(int argc, char **argv)
 	if (server_load_hostkey(&relay, err, sizeof err) == -1)
 		fatalx("%s", err);
 	log_info("host key %s (%s)", relay.conf.host_key, relay.host_fp);
+	server_limits(&relay);
 	if (server_listen(&relay) == -1)
 		exit(1);
 
