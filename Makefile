@@ -84,7 +84,7 @@ $(BUILD)/simtunctl: $(CTL_OBJ) $(COMMON_OBJ)
 # Unit tests link the common objects; a test of a daemon's module also names
 # that module's objects here (modules that need no more of their daemon).
 UNIT_OBJ_test_relay_config := $(call obj,relay/config.c)
-UNIT_OBJ_test_penalty      := $(call obj,relay/penalty.c)
+UNIT_OBJ_test_penalty      := $(call obj,relay/penalty.c relay/config.c)
 UNIT_OBJ_test_backoff      := $(call obj,agent/backoff.c)
 
 .SECONDEXPANSION:

@@ -177,6 +177,8 @@ void	penalty_unauth(struct relay *, const char *, int);
 void	penalty_auth_failed(struct relay *, const char *);
 void	penalty_gc(void);
 void	penalty_clear(void);
+void	penalty_set_clock(time_t (*)(void));
+unsigned int penalty_nsources(void);
 
 /* session.c */
 void	session_accept(struct relay *, int, struct sockaddr *);
