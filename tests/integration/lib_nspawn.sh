@@ -70,6 +70,7 @@ rootfs_tar() {
 	    sha256sum | cut -c1-16)
 	tar=$NSPAWN_CACHE/rootfs-$NSPAWN_SUITE-$key.tar
 	if [ -s "$tar" ]; then
+		touch "$tar"		# in use: kept by the pruning below
 		log "root file system: cached $tar" >&2
 		echo "$tar"; return 0
 	fi
@@ -90,16 +91,22 @@ rootfs_tar() {
 		fail "mmdebstrap failed (log above)"
 	}
 	mv -f "$tar.tmp.$$" "$tar"
+	# images of other package lists or sources nobody used for a week
+	find "$NSPAWN_CACHE" -maxdepth 1 -name 'rootfs-*.tar' -mtime +7 ! -newer "$tar" -delete 2>/dev/null
 	log "root file system built in $(elapsed "$t0") s: $(du -h "$tar" | cut -f1) $tar" >&2
 	echo "$tar"
 }
 
-# ct_unpack DIR: a fresh root file system in DIR (removed when the test ends).
+# ct_unpack DIR: a fresh root file system in DIR (removed when the test ends;
+# under the build folder rather than /tmp: 400 MB, and safe from /tmp sweeps).
 ct_unpack() {
 	local tar t0
 	tar=$(rootfs_tar) || exit 1
 	t0=$(now)
 	CT_ROOT=$1
+	# roots left by a test killed outright (12 h: no test runs that long)
+	find "$NSPAWN_CACHE" -maxdepth 1 -name 'ct-*' -mmin +720 \
+	    -exec rm -rf --one-file-system {} + 2>/dev/null
 	mkdir -p "$CT_ROOT"
 	tar -C "$CT_ROOT" -xf "$tar" || fail "unpacking $tar"
 	log "unpacked in $(elapsed "$t0") s into $CT_ROOT"

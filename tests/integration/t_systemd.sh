@@ -28,7 +28,7 @@ if [ -x "$SIMTUN_BIN/simtun-relay" ] &&
 	case $SIMTUN_BIN in "$REPO_ROOT"/*) build=${SIMTUN_BIN#"$REPO_ROOT"/};; esac
 fi
 
-ct_unpack "$T/root"
+ct_unpack "$NSPAWN_CACHE/ct-$ST_ID"
 unset MAKEFLAGS MFLAGS MAKELEVEL
 t0=$(now)
 timeout 300 make -C "$REPO_ROOT" --no-print-directory BUILD="$build" install \

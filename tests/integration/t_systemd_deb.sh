@@ -24,7 +24,7 @@ timeout 300 make -C "$REPO_ROOT" --no-print-directory deb DEB_ARCHES="$ARCH" >"$
 ver=$(dpkg-parsechangelog -l "$REPO_ROOT/conf/debian/changelog" -S Version)
 log "make deb in $(elapsed "$t0") s"
 
-ct_unpack "$T/root"
+ct_unpack "$NSPAWN_CACHE/ct-$ST_ID"
 mkdir -p "$CT_ROOT/root/debs"
 for p in $PKGS; do
 	d=$REPO_ROOT/build-deb/${p}_${ver}_$ARCH.deb
