@@ -12,7 +12,8 @@ PKG_CONFIG ?= pkg-config
 DEB_PKGS := build-essential pkg-config libssh-dev libevent-dev libsodium-dev \
 	libinih-dev libsystemd-dev openssh-server openssh-client socat nftables \
 	iproute2 wireguard-go wireguard-tools procps psmisc \
-	clang libclang-rt-14-dev python3 python3-paramiko curl perl valgrind
+	clang libclang-rt-14-dev python3 python3-paramiko curl perl valgrind \
+	systemd-container mmdebstrap
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-asan
@@ -80,12 +81,21 @@ $(BUILD)/simtunctl: $(CTL_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
+# Unit tests link the common objects; a test of a daemon's module also names
+# that module's objects here (modules that need no more of their daemon).
+UNIT_OBJ_test_relay_config := $(call obj,relay/config.c)
+UNIT_OBJ_test_penalty      := $(call obj,relay/penalty.c relay/config.c)
+UNIT_OBJ_test_backoff      := $(call obj,agent/backoff.c)
+
+.SECONDEXPANSION:
+$(BUILD)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ) $$(UNIT_OBJ_$$*)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# Install the Debian packages the build and the tests need.
+# Install the Debian packages the build and the tests need; wait (bounded)
+# for a package database another process holds (tests/lockwait.sh).
+APT_GET := DEBIAN_FRONTEND=noninteractive bash tests/lockwait.sh apt-get -o DPkg::Lock::Timeout=120
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -93,8 +103,8 @@ deps:
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "deps: installing$$missing"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing || \
-		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; }; \
+		$(APT_GET) install -y --no-install-recommends $$missing || \
+		{ $(APT_GET) update && $(APT_GET) install -y --no-install-recommends $$missing; }; \
 	else echo "deps: missing packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; fi
 
 # Unit tests, then the integration suite under ASan/UBSan; ends "N passed, N failed".

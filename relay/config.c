@@ -1,4 +1,10 @@
-/* relay.conf: defaults first, one parse helper per value kind. */
+/*
+ * relay.conf: one table holds every key (name, kind, bounds, default, and
+ * whether a reload applies it, like tmux's options-table.c). Defaults,
+ * parsing and the reload copy all come from it: a new key is one line in
+ * config_keys[] plus its field in struct relay_config (relay.h).
+ */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,54 +13,95 @@
 
 #include "relay.h"
 
-/* Safe defaults, as documented in DESIGN.md and relay.conf(5). */
-void
-config_defaults(struct relay_config *c)
-{
-	memset(c, 0, sizeof *c);
-	c->host_key = xstrdup("/var/lib/simtun/ssh_host_ed25519_key");
-	c->authorized_keys = xstrdup("/etc/simtun/authorized_keys");
-	c->forward_address = xstrdup("0.0.0.0");
-	c->keepalive_interval = 15;
-	c->keepalive_count_max = 3;
-	c->max_startups = 64;
-	c->startups_begin = 64;
-	c->startups_rate = 100;
-	c->startups_full = 64;
-	c->max_startups_per_source = 10;
-	c->penalty_failures = 10;
-	c->penalty_time = 30;
-	c->login_grace_time = 20;
-	c->max_auth_tries = 6;
-	c->max_forwards = 16;
-	c->max_conns_per_port = 64;
-	c->max_conns_per_source = 16;
-	c->max_conns = 4096;
-	c->max_sessions_per_key = 4;
-	c->channel_open_timeout = 30;
-	c->control_socket = xstrdup("/run/simtun/relay.sock");
-}
+enum config_kind {
+	CONF_NUMBER,		/* unsigned long in [min, max], "s" suffix ok */
+	CONF_PATH,		/* non-empty string */
+	CONF_ADDRESS,		/* a bind address (forward_address) */
+	CONF_HOSTPORT,		/* one addr:port (metrics_listen) */
+	CONF_LISTEN,		/* addr:port[, addr:port ...] */
+	CONF_STARTUPS,		/* full, or start:rate:full */
+	CONF_ADDRLIST,		/* from=-style list; repeated lines add up */
+};
 
-/* Free everything the config owns. */
-void
-config_clear(struct relay_config *c)
+enum config_apply {
+	CONF_RELOAD,		/* SIGHUP applies it at once */
+	CONF_RESTART,		/* only a restart applies it (the log says) */
+};
+
+struct config_key {
+	const char	*name;
+	enum config_kind kind;
+	size_t		 off;		/* the field in struct relay_config */
+	unsigned long	 min, max;	/* CONF_NUMBER */
+	const char	*dflt;		/* parsed like a line; NULL = unset */
+	enum config_apply apply;
+};
+
+#define F(f)	offsetof(struct relay_config, f)
+static const struct config_key config_keys[] = {
+	{ "listen", CONF_LISTEN, F(listen), 0, 0, "0.0.0.0:2222",
+	    CONF_RESTART },
+	{ "host_key", CONF_PATH, F(host_key), 0, 0,
+	    "/var/lib/simtun/ssh_host_ed25519_key", CONF_RESTART },
+	{ "authorized_keys", CONF_PATH, F(authorized_keys), 0, 0,
+	    "/etc/simtun/authorized_keys", CONF_RELOAD },
+	{ "forward_address", CONF_ADDRESS, F(forward_address), 0, 0,
+	    "0.0.0.0", CONF_RESTART },
+	{ "keepalive_interval", CONF_NUMBER, F(keepalive_interval), 1, 3600,
+	    "15", CONF_RELOAD },
+	{ "keepalive_count_max", CONF_NUMBER, F(keepalive_count_max), 1, 100,
+	    "3", CONF_RELOAD },
+	{ "max_startups", CONF_STARTUPS, F(max_startups), 1, 100000, "64",
+	    CONF_RELOAD },
+	{ "max_startups_per_source", CONF_NUMBER, F(max_startups_per_source),
+	    0, 100000, "10", CONF_RELOAD },
+	{ "penalty_failures", CONF_NUMBER, F(penalty_failures), 0, 1000, "10",
+	    CONF_RELOAD },
+	{ "penalty_time", CONF_NUMBER, F(penalty_time), 1, 3600, "30",
+	    CONF_RELOAD },
+	{ "penalty_exempt", CONF_ADDRLIST, F(penalty_exempt), 0, 0, NULL,
+	    CONF_RELOAD },
+	{ "login_grace_time", CONF_NUMBER, F(login_grace_time), 1, 600, "20",
+	    CONF_RELOAD },
+	{ "max_auth_tries", CONF_NUMBER, F(max_auth_tries), 1, 100, "6",
+	    CONF_RELOAD },
+	{ "max_forwards", CONF_NUMBER, F(max_forwards), 1, 1024, "16",
+	    CONF_RELOAD },
+	{ "max_conns_per_port", CONF_NUMBER, F(max_conns_per_port), 1, 100000,
+	    "64", CONF_RELOAD },
+	{ "max_conns_per_source", CONF_NUMBER, F(max_conns_per_source), 1,
+	    100000, "16", CONF_RELOAD },
+	{ "max_conns", CONF_NUMBER, F(max_conns), 1, 1000000, "4096",
+	    CONF_RELOAD },
+	{ "max_sessions_per_key", CONF_NUMBER, F(max_sessions_per_key), 1,
+	    1000, "4", CONF_RELOAD },
+	{ "channel_open_timeout", CONF_NUMBER, F(channel_open_timeout), 1, 600,
+	    "30", CONF_RELOAD },
+	{ "control_socket", CONF_PATH, F(control_socket), 0, 0,
+	    "/run/simtun/relay.sock", CONF_RESTART },
+	{ "metrics_listen", CONF_HOSTPORT, F(metrics_listen), 0, 0, NULL,
+	    CONF_RESTART },
+};
+#undef F
+#define NKEYS	(sizeof config_keys / sizeof config_keys[0])
+
+/* The field a key describes. */
+#define FIELD(c, k, type)	((type *)(void *)((char *)(c) + (k)->off))
+
+/* Free a listen list. */
+static void
+config_free_listen(struct relay_config *c)
 {
 	size_t i;
 
 	for (i = 0; i < c->nlisten; i++)
 		free(c->listen[i].host);
 	free(c->listen);
-	free(c->path);
-	free(c->host_key);
-	free(c->authorized_keys);
-	free(c->forward_address);
-	free(c->control_socket);
-	free(c->penalty_exempt);
-	free(c->metrics_listen);
-	memset(c, 0, sizeof *c);
+	c->listen = NULL;
+	c->nlisten = 0;
 }
 
-/* listen = addr:port[, addr:port ...] */
+/* listen = addr:port[, addr:port ...]; a later line replaces an earlier. */
 static int
 config_listen(struct config_ctx *ctx, struct relay_config *c, const char *v)
 {
@@ -63,13 +110,8 @@ config_listen(struct config_ctx *ctx, struct relay_config *c, const char *v)
 	socklen_t sslen;
 	const char *why;
 	uint16_t port;
-	size_t i;
 
-	for (i = 0; i < c->nlisten; i++)
-		free(c->listen[i].host);
-	free(c->listen);
-	c->listen = NULL;
-	c->nlisten = 0;
+	config_free_listen(c);
 	copy = xstrdup(v);
 	for (tok = strtok_r(copy, ",", &save); tok != NULL;
 	    tok = strtok_r(NULL, ",", &save)) {
@@ -122,16 +164,18 @@ config_number(struct config_ctx *ctx, unsigned long *dst, const char *name,
 
 /* max_startups = full, or start:rate:full as in sshd_config(5). */
 static int
-config_startups(struct config_ctx *ctx, struct relay_config *c, const char *v)
+config_startups(struct config_ctx *ctx, struct relay_config *c,
+    const struct config_key *k, const char *v)
 {
 	unsigned long b, rate, full;
 	char x;
 
 	if (sscanf(v, "%lu:%lu:%lu%c", &b, &rate, &full, &x) == 3) {
-		if (b < 1 || full > 100000 || b > full || rate > 100)
-			return config_error(ctx, "max_startups: \"%s\": need "
-			    "1 <= start <= full <= 100000 and rate <= 100", v);
-	} else if (config_number(ctx, &full, "max_startups", v, 1, 100000)) {
+		if (b < k->min || full > k->max || b > full || rate > 100)
+			return config_error(ctx, "%s: \"%s\": need "
+			    "%lu <= start <= full <= %lu and rate <= 100",
+			    k->name, v, k->min, k->max);
+	} else if (config_number(ctx, &full, k->name, v, k->min, k->max)) {
 		b = full;
 		rate = 100;
 	} else
@@ -163,15 +207,207 @@ config_addrlist(struct config_ctx *ctx, char **dst, const char *name,
 	return 1;
 }
 
-/* inih handler for relay.conf. */
+/* One "name = value" line for key k: check it and store it. */
+static int
+config_set(struct config_ctx *ctx, struct relay_config *c,
+    const struct config_key *k, const char *v)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	const char *why;
+	uint16_t port;
+	char *h;
+
+	switch (k->kind) {
+	case CONF_NUMBER:
+		return config_number(ctx, FIELD(c, k, unsigned long), k->name,
+		    v, k->min, k->max);
+	case CONF_PATH:
+		return config_string(ctx, FIELD(c, k, char *), k->name, v);
+	case CONF_ADDRESS:
+		if (net_resolve_listen(v, 1, &ss, &sslen, &why) == -1)
+			return config_error(ctx, "%s: \"%s\": %s", k->name, v,
+			    why);
+		return config_string(ctx, FIELD(c, k, char *), k->name, v);
+	case CONF_HOSTPORT:
+		if (parse_hostport(v, &h, &port, 0, &why) == -1 ||
+		    net_resolve_listen(h, port, &ss, &sslen, &why) == -1) {
+			free(h);
+			return config_error(ctx, "%s: \"%s\": %s", k->name, v,
+			    why);
+		}
+		free(h);
+		return config_string(ctx, FIELD(c, k, char *), k->name, v);
+	case CONF_LISTEN:
+		return config_listen(ctx, c, v);
+	case CONF_STARTUPS:
+		return config_startups(ctx, c, k, v);
+	case CONF_ADDRLIST:
+		return config_addrlist(ctx, FIELD(c, k, char *), k->name, v);
+	}
+	return config_error(ctx, "%s: unknown kind", k->name);
+}
+
+/* Does key k hold different values in a and b? */
+static int
+config_differs(const struct config_key *k, const struct relay_config *a,
+    const struct relay_config *b)
+{
+	const char *sa, *sb;
+	size_t i;
+
+	switch (k->kind) {
+	case CONF_NUMBER:
+		return *FIELD(a, k, const unsigned long) !=
+		    *FIELD(b, k, const unsigned long);
+	case CONF_PATH:
+	case CONF_ADDRESS:
+	case CONF_HOSTPORT:
+	case CONF_ADDRLIST:
+		sa = *FIELD(a, k, char *const);
+		sb = *FIELD(b, k, char *const);
+		if (sa == NULL || sb == NULL)
+			return sa != sb;
+		return strcmp(sa, sb) != 0;
+	case CONF_LISTEN:
+		if (a->nlisten != b->nlisten)
+			return 1;
+		for (i = 0; i < a->nlisten; i++)
+			if (a->listen[i].port != b->listen[i].port ||
+			    strcmp(a->listen[i].host, b->listen[i].host) != 0)
+				return 1;
+		return 0;
+	case CONF_STARTUPS:
+		return a->startups_begin != b->startups_begin ||
+		    a->startups_rate != b->startups_rate ||
+		    a->startups_full != b->startups_full;
+	}
+	return 1;
+}
+
+/* Move key k's value from src to dst (src keeps nothing to free twice). */
+static void
+config_move(const struct config_key *k, struct relay_config *dst,
+    struct relay_config *src)
+{
+	char **sd, **ss;
+
+	switch (k->kind) {
+	case CONF_NUMBER:
+		*FIELD(dst, k, unsigned long) = *FIELD(src, k, unsigned long);
+		break;
+	case CONF_PATH:
+	case CONF_ADDRESS:
+	case CONF_HOSTPORT:
+	case CONF_ADDRLIST:
+		sd = FIELD(dst, k, char *);
+		ss = FIELD(src, k, char *);
+		free(*sd);
+		*sd = *ss;
+		*ss = NULL;
+		break;
+	case CONF_LISTEN:
+		config_free_listen(dst);
+		dst->listen = src->listen;
+		dst->nlisten = src->nlisten;
+		src->listen = NULL;
+		src->nlisten = 0;
+		break;
+	case CONF_STARTUPS:
+		dst->max_startups = src->max_startups;
+		dst->startups_begin = src->startups_begin;
+		dst->startups_rate = src->startups_rate;
+		dst->startups_full = src->startups_full;
+		break;
+	}
+}
+
+/* Every key's default, from the table (a bad default is a bug: fatal). */
+void
+config_defaults(struct relay_config *c)
+{
+	struct config_ctx ctx;
+	size_t i;
+
+	memset(c, 0, sizeof *c);
+	memset(&ctx, 0, sizeof ctx);
+	ctx.file = "default";
+	for (i = 0; i < NKEYS; i++) {
+		if (config_keys[i].dflt == NULL)
+			continue;
+		if (!config_set(&ctx, c, &config_keys[i], config_keys[i].dflt))
+			fatalx("relay.conf default %s", ctx.err);
+	}
+}
+
+/* Free everything the config owns. */
+void
+config_clear(struct relay_config *c)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		switch (config_keys[i].kind) {
+		case CONF_PATH:
+		case CONF_ADDRESS:
+		case CONF_HOSTPORT:
+		case CONF_ADDRLIST:
+			free(*FIELD(c, &config_keys[i], char *));
+			break;
+		case CONF_LISTEN:
+			config_free_listen(c);
+			break;
+		case CONF_NUMBER:
+		case CONF_STARTUPS:
+			break;
+		}
+	}
+	free(c->path);
+	memset(c, 0, sizeof *c);
+}
+
+/*
+ * A reload: the keys a reload applies move from nc into c; the names of
+ * the others that changed go to restart ("a, b and c", "" if none) and
+ * their number is returned. nc is left for config_clear.
+ */
+int
+config_reload(struct relay_config *c, struct relay_config *nc, char *restart,
+    size_t len)
+{
+	const struct config_key *k, *pending = NULL;
+	size_t i, off = 0;
+	int n = 0;
+
+	if (len > 0)
+		restart[0] = '\0';
+	for (i = 0; i < NKEYS; i++) {
+		k = &config_keys[i];
+		if (k->apply == CONF_RELOAD) {
+			config_move(k, c, nc);
+			continue;
+		}
+		if (!config_differs(k, c, nc))
+			continue;
+		/* "a", "a and b", "a, b and c": a name waits for the next */
+		if (pending != NULL && off < len)
+			off += (size_t)snprintf(restart + off, len - off,
+			    "%s%s", n > 1 ? ", " : "", pending->name);
+		pending = k;
+		n++;
+	}
+	if (pending != NULL && off < len)
+		snprintf(restart + off, len - off, "%s%s", n > 1 ? " and " : "",
+		    pending->name);
+	return n;
+}
+
+/* inih handler for relay.conf: the key's table entry does the rest. */
 static int
 config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
     const char *name, const char *v)
 {
-	struct relay_config *c = arg;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	const char *why;
+	size_t i;
 
 	if (*section == '\0')
 		return config_error(ctx, "key \"%s\" outside of a section "
@@ -181,86 +417,10 @@ config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
 		    "has only [relay])", section);
 	if (name == NULL)
 		return 1;		/* the [relay] header */
-	if (!strcmp(name, "listen"))
-		return config_listen(ctx, c, v);
-	if (!strcmp(name, "host_key"))
-		return config_string(ctx, &c->host_key, name, v);
-	if (!strcmp(name, "authorized_keys"))
-		return config_string(ctx, &c->authorized_keys, name, v);
-	if (!strcmp(name, "control_socket"))
-		return config_string(ctx, &c->control_socket, name, v);
-	if (!strcmp(name, "forward_address")) {
-		if (net_resolve_listen(v, 1, &ss, &sslen, &why) == -1)
-			return config_error(ctx, "forward_address: \"%s\": %s",
-			    v, why);
-		return config_string(ctx, &c->forward_address, name, v);
-	}
-	if (!strcmp(name, "keepalive_interval"))
-		return config_number(ctx, &c->keepalive_interval, name, v, 1,
-		    3600);
-	if (!strcmp(name, "keepalive_count_max"))
-		return config_number(ctx, &c->keepalive_count_max, name, v, 1,
-		    100);
-	if (!strcmp(name, "max_startups"))
-		return config_startups(ctx, c, v);
-	if (!strcmp(name, "max_startups_per_source"))
-		return config_number(ctx, &c->max_startups_per_source, name, v,
-		    0, 100000);
-	if (!strcmp(name, "penalty_failures"))
-		return config_number(ctx, &c->penalty_failures, name, v, 0,
-		    1000);
-	if (!strcmp(name, "penalty_time"))
-		return config_number(ctx, &c->penalty_time, name, v, 1, 3600);
-	if (!strcmp(name, "metrics_listen")) {
-		char *h;
-		uint16_t port;
-
-		if (parse_hostport(v, &h, &port, 0, &why) == -1 ||
-		    net_resolve_listen(h, port, &ss, &sslen, &why) == -1) {
-			free(h);
-			return config_error(ctx, "metrics_listen: \"%s\": %s",
-			    v, why);
-		}
-		free(h);
-		return config_string(ctx, &c->metrics_listen, name, v);
-	}
-	if (!strcmp(name, "penalty_exempt"))
-		return config_addrlist(ctx, &c->penalty_exempt, name, v);
-	if (!strcmp(name, "login_grace_time"))
-		return config_number(ctx, &c->login_grace_time, name, v, 1,
-		    600);
-	if (!strcmp(name, "max_auth_tries"))
-		return config_number(ctx, &c->max_auth_tries, name, v, 1, 100);
-	if (!strcmp(name, "max_forwards"))
-		return config_number(ctx, &c->max_forwards, name, v, 1, 1024);
-	if (!strcmp(name, "max_conns_per_port"))
-		return config_number(ctx, &c->max_conns_per_port, name, v, 1,
-		    100000);
-	if (!strcmp(name, "max_conns_per_source"))
-		return config_number(ctx, &c->max_conns_per_source, name, v, 1,
-		    100000);
-	if (!strcmp(name, "max_conns"))
-		return config_number(ctx, &c->max_conns, name, v, 1, 1000000);
-	if (!strcmp(name, "max_sessions_per_key"))
-		return config_number(ctx, &c->max_sessions_per_key, name, v, 1,
-		    1000);
-	if (!strcmp(name, "channel_open_timeout"))
-		return config_number(ctx, &c->channel_open_timeout, name, v, 1,
-		    600);
+	for (i = 0; i < NKEYS; i++)
+		if (!strcmp(name, config_keys[i].name))
+			return config_set(ctx, arg, &config_keys[i], v);
 	return config_error(ctx, "unknown key \"%s\" in [relay]", name);
-}
-
-/* After a successful parse: no listen line means the documented default. */
-static int
-config_finish(struct relay_config *c)
-{
-	if (c->nlisten == 0) {
-		c->listen = xcalloc(1, sizeof *c->listen);
-		c->listen[0].host = xstrdup("0.0.0.0");
-		c->listen[0].port = 2222;
-		c->nlisten = 1;
-	}
-	return 0;
 }
 
 /* Load and validate; err gets "file:line: message" on failure. */
@@ -269,9 +429,7 @@ config_load(struct relay_config *c, const char *path, char *err, size_t len)
 {
 	config_defaults(c);
 	c->path = xstrdup(path);
-	if (config_parse_file(path, config_handler_relay, c, err, len) == -1)
-		return -1;
-	return config_finish(c);
+	return config_parse_file(path, config_handler_relay, c, err, len);
 }
 
 /* Same from text in memory (fuzzing, tests); name stands for the file. */
@@ -281,8 +439,6 @@ config_load_string(struct relay_config *c, const char *name, const char *text,
 {
 	config_defaults(c);
 	c->path = xstrdup(name);
-	if (config_parse_string(name, text, config_handler_relay, c, err,
-	    len) == -1)
-		return -1;
-	return config_finish(c);
+	return config_parse_string(name, text, config_handler_relay, c, err,
+	    len);
 }

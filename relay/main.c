@@ -49,44 +49,24 @@ main_quit(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(r->base, NULL);
 }
 
-/* Did a key that only a restart applies change? */
-static int
-main_str_changed(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a != b;
-	return strcmp(a, b) != 0;
-}
-
 /*
- * SIGHUP, first half: re-read relay.conf. Limits and timers apply at once
- * (timers from each session's next tick); addresses, the host key and the
- * sockets need a restart, which is said. A broken file changes nothing.
+ * SIGHUP, first half: re-read relay.conf. What config.c's table marks
+ * reloadable applies at once (timers from each session's next tick; a new
+ * keepalive_interval re-arms them); the rest (addresses, the host key, the
+ * sockets) needs a restart, which is said. A broken file changes nothing.
  */
 static void
 main_reload_config(struct relay *r)
 {
 	struct relay_config nc, *c = &r->conf;
-	char err[600];
-	size_t i;
-	int restart = 0;
+	char err[600], restart[200];
+	int n;
 
 	if (config_load(&nc, c->path, err, sizeof err) == -1) {
 		log_warnx("reload: %s; keeping the running configuration", err);
 		config_clear(&nc);
 		return;
 	}
-	restart = nc.nlisten != c->nlisten ||
-	    main_str_changed(nc.host_key, c->host_key) ||
-	    main_str_changed(nc.forward_address, c->forward_address) ||
-	    main_str_changed(nc.control_socket, c->control_socket) ||
-	    main_str_changed(nc.metrics_listen, c->metrics_listen);
-	for (i = 0; !restart && i < nc.nlisten; i++)
-		restart = nc.listen[i].port != c->listen[i].port ||
-		    main_str_changed(nc.listen[i].host, c->listen[i].host);
-	if (restart)
-		log_warnx("reload: listen, host_key, forward_address, "
-		    "control_socket and metrics_listen change only on restart");
 	if (nc.keepalive_interval != c->keepalive_interval) {
 		struct timeval tv = { (time_t)nc.keepalive_interval, 0 };
 		struct session *sess;
@@ -95,30 +75,10 @@ main_reload_config(struct relay *r)
 			if (sess->state == SESSION_ACTIVE)
 				evtimer_add(sess->ev_timer, &tv);
 	}
-	c->keepalive_interval = nc.keepalive_interval;
-	c->keepalive_count_max = nc.keepalive_count_max;
-	c->max_startups = nc.max_startups;
-	c->startups_begin = nc.startups_begin;
-	c->startups_rate = nc.startups_rate;
-	c->startups_full = nc.startups_full;
-	c->max_startups_per_source = nc.max_startups_per_source;
-	c->penalty_failures = nc.penalty_failures;
-	c->penalty_time = nc.penalty_time;
-	c->login_grace_time = nc.login_grace_time;
-	c->max_auth_tries = nc.max_auth_tries;
-	c->max_forwards = nc.max_forwards;
-	c->max_conns_per_port = nc.max_conns_per_port;
-	c->max_conns_per_source = nc.max_conns_per_source;
-	c->max_conns = nc.max_conns;
-	c->max_sessions_per_key = nc.max_sessions_per_key;
-	c->channel_open_timeout = nc.channel_open_timeout;
+	if ((n = config_reload(c, &nc, restart, sizeof restart)) > 0)
+		log_warnx("reload: %s change%s only on restart", restart,
+		    n == 1 ? "s" : "");
 	server_limits(r);
-	free(c->penalty_exempt);
-	c->penalty_exempt = nc.penalty_exempt;
-	nc.penalty_exempt = NULL;
-	free(c->authorized_keys);
-	c->authorized_keys = nc.authorized_keys;
-	nc.authorized_keys = NULL;
 	config_clear(&nc);
 	server_throttle(r);
 	log_info("reloaded %s", c->path);

@@ -32,6 +32,28 @@ static struct source_list sources[SOURCE_BUCKETS];
 static int sources_init;
 static unsigned int nsources;
 
+/* The wall clock, unless a test set its own (penalty_set_clock). */
+static time_t
+penalty_time_now(void)
+{
+	return time(NULL);
+}
+static time_t (*penalty_now)(void) = penalty_time_now;
+
+/* Tests: read the time from fn instead (NULL: the wall clock again). */
+void
+penalty_set_clock(time_t (*fn)(void))
+{
+	penalty_now = fn != NULL ? fn : penalty_time_now;
+}
+
+/* How many sources are remembered (tests, metrics). */
+unsigned int
+penalty_nsources(void)
+{
+	return nsources;
+}
+
 /* FNV-1a over the address string. */
 static unsigned int
 source_hash(const char *addr)
@@ -87,7 +109,7 @@ penalty_admit(struct relay *r, const char *addr, const char **why)
 {
 	struct relay_config *c = &r->conf;
 	struct source *src;
-	time_t now = time(NULL);
+	time_t now = penalty_now();
 	unsigned int p;
 
 	if (r->nunauth >= c->startups_full) {
@@ -142,7 +164,7 @@ penalty_auth_failed(struct relay *r, const char *addr)
 {
 	struct relay_config *c = &r->conf;
 	struct source *src;
-	time_t now = time(NULL), t;
+	time_t now = penalty_now(), t;
 
 	if (c->penalty_failures == 0 || penalty_exempt(r, addr))
 		return;
@@ -169,7 +191,7 @@ void
 penalty_gc(void)
 {
 	struct source *src, *tmp;
-	time_t now = time(NULL);
+	time_t now = penalty_now();
 	int i;
 
 	if (!sources_init)

@@ -151,11 +151,13 @@ struct relay {
 	struct evhttp	*http;
 };
 
-/* config.c */
+/* config.c: every relay.conf key is one line of its config_keys[] */
 void	config_defaults(struct relay_config *);
 int	config_load(struct relay_config *, const char *, char *, size_t);
 int	config_load_string(struct relay_config *, const char *, const char *,
 	    char *, size_t);
+int	config_reload(struct relay_config *, struct relay_config *, char *,
+	    size_t);
 void	config_clear(struct relay_config *);
 
 /* server.c */
@@ -175,6 +177,8 @@ void	penalty_unauth(struct relay *, const char *, int);
 void	penalty_auth_failed(struct relay *, const char *);
 void	penalty_gc(void);
 void	penalty_clear(void);
+void	penalty_set_clock(time_t (*)(void));
+unsigned int penalty_nsources(void);
 
 /* session.c */
 void	session_accept(struct relay *, int, struct sockaddr *);

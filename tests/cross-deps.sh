@@ -48,7 +48,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok instal
 apt_update() {
 	local i out rc
 	for i in 1 2 3 4; do
-		out=$(apt-get update -q 2>&1); rc=$?
+		out=$($APT_GET update -q 2>&1); rc=$?
 		if [ $rc = 0 ] && ! printf '%s\n' "$out" | grep -qE '^(E|W): Failed to fetch'; then
 			return 0
 		fi
@@ -63,6 +63,9 @@ apt_update() {
 
 export DEBIAN_FRONTEND=noninteractive
 updated=
+# apt-get and dpkg wait (bounded) for a package database another process holds
+LOCKWAIT="bash $REPO_ROOT/tests/lockwait.sh"
+APT_GET="$LOCKWAIT apt-get -o DPkg::Lock::Timeout=120"
 
 # 1. foreign architecture, toolchain, qemu (root only).
 tools="crossbuild-essential-$ARCH qemu-user pkg-config dpkg-dev"
@@ -80,14 +83,14 @@ if [ -n "$missing" ] || [ -z "$has_arch" ]; then
 	fi
 	if [ -z "$has_arch" ]; then
 		say "dpkg --add-architecture $ARCH"
-		dpkg --add-architecture "$ARCH" || die "dpkg --add-architecture $ARCH failed"
+		$LOCKWAIT dpkg --add-architecture "$ARCH" || die "dpkg --add-architecture $ARCH failed"
 		apt_update; updated=1
 	fi
 	if [ -n "$missing" ]; then
 		say "installing$missing"
-		if ! apt-get install -y -q --no-install-recommends $missing; then
+		if ! $APT_GET install -y -q --no-install-recommends $missing; then
 			[ -z "$updated" ] && { apt_update; updated=1; }
-			apt-get install -y -q --no-install-recommends $missing ||
+			$APT_GET install -y -q --no-install-recommends $missing ||
 			    die "could not install$missing (a foreign index older than the native one? try SYSROOT=build-$ARCH/sysroot)"
 		fi
 	fi

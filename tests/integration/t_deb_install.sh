@@ -25,12 +25,15 @@ getent passwd simtun >/dev/null && user_existed=1
 installed=
 ARCH=$(dpkg --print-architecture)
 
+# dpkg_wait ARGS...: dpkg, waiting (bounded) while another process holds its lock.
+dpkg_wait() { bash "$REPO_ROOT/tests/lockwait.sh" dpkg "$@"; }
+
 # cleanup wrapper: purge what the test installed if it stops half-way, and
 # remove the simtun user if the test created it (packages leave it on purge).
 eval "lib_cleanup() $(declare -f cleanup | tail -n +2)"
 cleanup() {
 	if [ -n "$installed" ]; then
-		dpkg --purge $PKGS >>"$T/dpkg.log" 2>&1
+		dpkg_wait --purge $PKGS >>"$T/dpkg.log" 2>&1
 	fi
 	if [ -z "$user_existed" ] && getent passwd simtun >/dev/null; then
 		userdel simtun 2>/dev/null
@@ -50,6 +53,52 @@ for p in $PKGS; do
 	debs+=("$d")
 done
 log "built: $(cd "$REPO_ROOT/build-deb" && ls -s *_"$ARCH".deb | tr '\n' ' ')"
+# --- every program the units and maintainer scripts run is declared -------
+# A program's package (dpkg -S on this machine) must be Essential or named
+# in Depends.  Exempt: systemctl, which the scripts run only under
+# [ -d /run/systemd/system ], i.e. when systemd is the running init.
+# owner_of PROG: the package that ships PROG here (PATH lookup, /usr-merge aware).
+owner_of() {
+	local f o
+	f=$(command -v "$1" 2>/dev/null) || return 1
+	[ -f "$f" ] || return 1
+	for f in "$f" "$(readlink -f "$f")" "${f#/usr}" "/usr$f"; do
+		o=$(dpkg -S "$f" 2>/dev/null | head -1 | cut -d: -f1) && [ -n "$o" ] &&
+		    { echo "$o"; return 0; }
+	done
+	return 1
+}
+ndecl=0
+for d in "${debs[@]}"; do
+	p=$(dpkg-deb -f "$d" Package)
+	deps=" $(dpkg-deb -f "$d" Depends | sed 's/([^)]*)//g; s/[,|]/ /g') "
+	x=$T/ctl-$p
+	rm -rf "$x"; mkdir -p "$x"
+	dpkg-deb -e "$d" "$x/DEBIAN"
+	dpkg-deb -x "$d" "$x/root"
+	progs=$(
+		# units: the first word of every Exec*= line
+		find "$x/root" -name '*.service' -exec sed -n 's/^Exec[A-Za-z]*=[-@:+!]*\([^ ]*\).*/\1/p' {} +
+		# maintainer scripts: every word in command position that is a program here
+		for s in "$x"/DEBIAN/{preinst,postinst,prerm,postrm}; do
+			[ -f "$s" ] || continue
+			perl -ne 'next if /^\s*#/; for (split /;|&&|\|\||\||\$\(|`|\b(?:then|do|else|if|elif|while|until)\b|!/) {
+				print "$1\n" if /^\s*([A-Za-z\/][\w.\/-]*)/ }' "$s" |
+			    while read -r w; do
+				[ "$(type -t "$w")" = file ] && echo "$w"
+			    done
+		done | sort -u)
+	for prog in $progs; do
+		case ${prog##*/} in systemctl) continue;; esac
+		# the package's own binaries
+		[ -e "$x/root$prog" ] && continue
+		o=$(owner_of "$prog") || fail "$p: $prog: no package on this machine ships it"
+		[ "$(dpkg-query -W -f='${Essential}' "$o" 2>/dev/null)" = yes ] && continue
+		case $deps in *" $o "*) ndecl=$((ndecl + 1)); continue;; esac
+		fail "$p runs $prog (package $o) but does not declare it: Depends:$deps"
+	done
+done
+log "units and maintainer scripts: every program they run is essential or declared ($ndecl in Depends)"
 if command -v lintian >/dev/null; then
 	lintian "${debs[@]}" >"$T/lintian.log" 2>&1
 	grep -q '^E: ' "$T/lintian.log" && fail "lintian errors: $(grep '^E: ' "$T/lintian.log" | head -5)"
@@ -58,7 +107,7 @@ fi
 
 # --- install --------------------------------------------------------------
 installed=1
-DEBIAN_FRONTEND=noninteractive dpkg -i "${debs[@]}" >"$T/dpkg.log" 2>&1 ||
+DEBIAN_FRONTEND=noninteractive dpkg_wait -i "${debs[@]}" >"$T/dpkg.log" 2>&1 ||
     fail "dpkg -i failed: $(tail -5 "$T/dpkg.log")"
 for p in $PKGS; do
 	s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
@@ -146,7 +195,7 @@ out=$(/usr/sbin/simtun-agent -n -c "$U/agent.conf" 2>&1) || fail "simtun-agent -
 log "filled-in relay.conf and agent.conf: configuration OK (fingerprint $fp)"
 
 # --- purge ----------------------------------------------------------------
-DEBIAN_FRONTEND=noninteractive dpkg --purge $PKGS >>"$T/dpkg.log" 2>&1 ||
+DEBIAN_FRONTEND=noninteractive dpkg_wait --purge $PKGS >>"$T/dpkg.log" 2>&1 ||
     fail "dpkg --purge failed: $(tail -5 "$T/dpkg.log")"
 installed=
 for p in $PKGS; do

@@ -12,7 +12,8 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 	# part of the systemd package; install it when we can
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		log "systemd-analyze missing: installing systemd"
-		DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y \
+		DEBIAN_FRONTEND=noninteractive timeout 300 bash "$REPO_ROOT/tests/lockwait.sh" \
+		    apt-get -o DPkg::Lock::Timeout=120 install -y \
 		    --no-install-recommends systemd >"$T/apt.log" 2>&1
 	fi
 	command -v systemd-analyze >/dev/null 2>&1 ||
