@@ -12,7 +12,7 @@ PKG_CONFIG ?= pkg-config
 DEB_PKGS := build-essential pkg-config libssh-dev libevent-dev libsodium-dev \
 	libinih-dev libsystemd-dev openssh-server openssh-client socat nftables \
 	iproute2 wireguard-go wireguard-tools procps psmisc \
-	clang libclang-rt-14-dev python3 curl perl valgrind
+	clang libclang-rt-14-dev python3 python3-paramiko curl perl valgrind
 
 ifeq ($(SANITIZE),1)
 BUILD    ?= build-asan

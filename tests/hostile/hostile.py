@@ -1,0 +1,769 @@
+#!/usr/bin/python3
+"""hostile.py: an SSH peer (paramiko) that misbehaves on purpose, and the
+raw-TCP laptops that go with it, for the relay's data-path tests.
+
+Device modes (SSH to the relay, publickey auth, tcpip-forward):
+  noanswer     never answers forwarded-tcpip channel opens
+  unconfirmed  sends CHANNEL_DATA / EOF / CLOSE on channels it never confirmed
+  overrun      confirms opens, then sends far more than the granted window
+  strict       echo service; exits 3 ("protocol error") on ANY message for a
+               channel after the relay's CHANNEL_CLOSE for it, or for a
+               channel it does not know (as Go x/crypto/ssh, asyncssh, PuTTY)
+  sessions     opens N authenticated sessions with one key; reports which live
+  inject       login name, banner, DISCONNECT text, tcpip-forward bind address
+               carrying newlines, CR, ESC and bytes >= 0x80
+  authspam     keyboard-interactive / password attempts until disconnected
+  banner       print the relay's banner line, or "closed" if it refuses us
+Laptop modes (plain TCP to a device port):
+  laptops      open N connections, hold them, report when each one ended
+  resets       send data then reset (SO_LINGER 0), R rounds of C connections
+  echo         send random bytes, expect them back byte-exact
+
+Every mode prints "key=value" result lines on stdout; exit 0 = ran as
+intended, 3 = protocol violation seen (strict), 2 = usage/setup error.
+"""
+import argparse
+import os
+import random
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+try:
+    import paramiko
+    from paramiko.common import (
+        MSG_CHANNEL_OPEN, MSG_CHANNEL_OPEN_SUCCESS, MSG_CHANNEL_OPEN_FAILURE,
+        MSG_CHANNEL_WINDOW_ADJUST, MSG_CHANNEL_DATA,
+        MSG_CHANNEL_EXTENDED_DATA, MSG_CHANNEL_EOF, MSG_CHANNEL_CLOSE,
+        MSG_CHANNEL_REQUEST, MSG_CHANNEL_SUCCESS, MSG_CHANNEL_FAILURE,
+        MSG_IGNORE, MSG_DISCONNECT)
+    from paramiko.message import Message
+except ImportError:  # laptop modes work without paramiko
+    paramiko = None
+
+NAMES = {90: "CHANNEL_OPEN", 91: "OPEN_CONFIRMATION", 92: "OPEN_FAILURE",
+         93: "WINDOW_ADJUST", 94: "CHANNEL_DATA", 95: "EXTENDED_DATA",
+         96: "CHANNEL_EOF", 97: "CHANNEL_CLOSE", 98: "CHANNEL_REQUEST",
+         99: "CHANNEL_SUCCESS", 100: "CHANNEL_FAILURE"}
+
+
+def out(**kv):
+    """One result line, flushed at once (the shell reads it while we run)."""
+    print(" ".join("%s=%s" % (k, v) for k, v in kv.items()), flush=True)
+
+
+def note(msg):
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- SSH side
+
+def tcp_connect(a):
+    """TCP socket to the relay, optionally from a given source address."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if a.src:
+        s.bind((a.src, 0))
+    s.settimeout(10)
+    s.connect((a.host, a.port))
+    s.settimeout(None)
+    return s
+
+
+class HTransport(paramiko.Transport if paramiko else object):
+    """A Transport whose packet handlers can be replaced per instance."""
+
+    def __init__(self, sock, banner=None):
+        super().__init__(sock)
+        self._handler_table = dict(paramiko.Transport._handler_table)
+        if banner is not None:
+            self.local_version = banner
+
+
+def ssh_connect(a, banner=None):
+    """Key exchange (no host key check: we are the attacker) and return."""
+    t = HTransport(tcp_connect(a), banner)
+    t.start_client(timeout=15)
+    return t
+
+
+def ssh_login(a, user=None, banner=None):
+    """Connected and authenticated with --key as --user."""
+    t = ssh_connect(a, banner)
+    key = paramiko.Ed25519Key.from_private_key_file(a.key)
+    t.auth_publickey(user if user is not None else a.user, key)
+    return t
+
+
+def raw(t, *items):
+    """Send a message built from (kind, value) items, waiting out kex."""
+    m = Message()
+    for kind, v in items:
+        getattr(m, "add_" + kind)(v)
+    t._send_user_message(m)
+
+
+def forward(t, addr, port):
+    """tcpip-forward; True if granted."""
+    r = t.global_request("tcpip-forward", (addr, port), wait=True)
+    return r is not None
+
+
+def parse_open(m):
+    """The fields of a CHANNEL_OPEN message (after the type byte)."""
+    kind = m.get_text()
+    sender = m.get_int()
+    window = m.get_int()
+    maxpkt = m.get_int()
+    return kind, sender, window, maxpkt
+
+
+def hold(t, seconds, stop):
+    """Wait until the session dies, the time is up or we are told to stop."""
+    end = time.time() + seconds
+    while time.time() < end and t.is_active() and not stop.is_set():
+        time.sleep(0.1)
+
+
+def stopper():
+    """An Event set by SIGTERM/SIGINT, for a clean summary at the end."""
+    ev = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: ev.set())
+    return ev
+
+
+def cmd_noanswer(a):
+    """Take the port, then swallow every channel open without a reply.
+    A keepalive every second keeps packets arriving, as a live device's
+    would."""
+    t = ssh_login(a)
+    t.set_keepalive(1)
+    opens = []
+
+    def on_open(tr, m):
+        opens.append(parse_open(m)[1])
+        out(open=len(opens))
+    t._handler_table[MSG_CHANNEL_OPEN] = on_open
+    if not forward(t, a.bind, a.fport):
+        out(forward="refused")
+        return 2
+    out(forward="granted", port=a.fport)
+    stop = stopper()
+    hold(t, a.duration, stop)
+    out(opens=len(opens), session="alive" if t.is_active() else "closed")
+    t.close()
+    return 0
+
+
+def cmd_unconfirmed(a):
+    """Answer opens with DATA/EOF/CLOSE on the relay's id, never confirming.
+
+    The kind of misbehaviour rotates per open: data+eof+close at once,
+    data only, close only, eof then data, and the same again after a
+    delay (when the laptop has already reset). Ids never opened get data
+    too. Runs until told to stop."""
+    t = ssh_login(a)
+    t.set_keepalive(1)
+    n = [0]
+    lock = threading.Lock()
+
+    def misbehave(rid, k):
+        try:
+            if k % 2:
+                time.sleep(0.3)
+            step = (k // 2) % 4
+            data = ("x" * 200).encode()
+            if step == 0:
+                raw(t, ("byte", bytes([MSG_CHANNEL_DATA])), ("int", rid),
+                    ("string", data))
+                raw(t, ("byte", bytes([MSG_CHANNEL_EOF])), ("int", rid))
+                raw(t, ("byte", bytes([MSG_CHANNEL_CLOSE])), ("int", rid))
+            elif step == 1:
+                for _ in range(4):
+                    raw(t, ("byte", bytes([MSG_CHANNEL_DATA])), ("int", rid),
+                        ("string", data))
+            elif step == 2:
+                raw(t, ("byte", bytes([MSG_CHANNEL_CLOSE])), ("int", rid))
+            else:
+                raw(t, ("byte", bytes([MSG_CHANNEL_EOF])), ("int", rid))
+                raw(t, ("byte", bytes([MSG_CHANNEL_DATA])), ("int", rid),
+                    ("string", data))
+                raw(t, ("byte", bytes([MSG_CHANNEL_WINDOW_ADJUST])),
+                    ("int", rid), ("int", 1 << 20))
+            # and a channel id the relay never opened
+            raw(t, ("byte", bytes([MSG_CHANNEL_DATA])), ("int", rid + 1000),
+                ("string", data))
+        except Exception as e:  # session gone: reported by the main loop
+            note("send failed: %s" % e)
+
+    def on_open(tr, m):
+        rid = parse_open(m)[1]
+        with lock:
+            k = n[0]
+            n[0] += 1
+        out(open=k + 1, relay_channel=rid)
+        threading.Thread(target=misbehave, args=(rid, k), daemon=True).start()
+    t._handler_table[MSG_CHANNEL_OPEN] = on_open
+    if not forward(t, a.bind, a.fport):
+        out(forward="refused")
+        return 2
+    out(forward="granted", port=a.fport)
+    stop = stopper()
+    hold(t, a.duration, stop)
+    out(opens=n[0], session="alive" if t.is_active() else "closed")
+    t.close()
+    return 0
+
+
+def cmd_overrun(a):
+    """Confirm opens, then send --mb MiB on each ignoring the window."""
+    t = ssh_login(a)
+    chans = []
+    lock = threading.Lock()
+    sent = {}
+
+    def blast(rid, mine, window, maxpkt):
+        size = min(maxpkt, 32768) - 64
+        chunk = os.urandom(size)
+        total = a.mb * 1024 * 1024
+        done = 0
+        try:
+            while done < total and t.is_active():
+                raw(t, ("byte", bytes([MSG_CHANNEL_DATA])), ("int", rid),
+                    ("string", chunk))
+                done += size
+                sent[mine] = done
+        except Exception as e:
+            note("channel %d: send failed: %s" % (mine, e))
+        out(channel=mine, sent=done, granted=window)
+
+    def on_open(tr, m):
+        kind, rid, window, maxpkt = parse_open(m)
+        with lock:
+            mine = 5000 + len(chans)
+            chans.append(mine)
+            if len(chans) > a.channels:
+                raw(t, ("byte", bytes([MSG_CHANNEL_OPEN_FAILURE])),
+                    ("int", rid), ("int", 2), ("string", b"full"),
+                    ("string", b""))
+                return
+        tr.channels_seen[mine] = True   # paramiko ignores its traffic
+        raw(t, ("byte", bytes([MSG_CHANNEL_OPEN_SUCCESS])), ("int", rid),
+            ("int", mine), ("int", 1 << 21), ("int", 32768))
+        out(open=len(chans), granted=window, maxpkt=maxpkt)
+        threading.Thread(target=blast, args=(rid, mine, window, maxpkt),
+                         daemon=True).start()
+    t._handler_table[MSG_CHANNEL_OPEN] = on_open
+    if not forward(t, a.bind, a.fport):
+        out(forward="refused")
+        return 2
+    out(forward="granted", port=a.fport)
+    stop = stopper()
+    hold(t, a.duration, stop)
+    out(total_sent=sum(sent.values()),
+        session="alive" if t.is_active() else "closed")
+    t.close()
+    return 0
+
+
+class Strict:
+    """Watches every incoming channel message like Go's x/crypto/ssh mux:
+    a message for a channel the peer already closed, or for an id never
+    opened, is a protocol error that ends the connection."""
+
+    def __init__(self, t, a):
+        self.t = t
+        self.a = a
+        self.peer_closed = set()
+        self.violation = None
+        self.pending = {}       # our raw channel requests awaiting a reply
+        self.lock = threading.Lock()
+        self.channels = 0
+        self.closes = 0
+        orig = t.packetizer.read_message
+
+        def read_message():
+            ptype, m = orig()
+            if 91 <= ptype <= 100:
+                self.check(ptype, m)
+                if ptype in (MSG_CHANNEL_SUCCESS, MSG_CHANNEL_FAILURE):
+                    cid = struct.unpack(">I", m.asbytes()[:4])[0]
+                    with self.lock:
+                        if self.pending.get(cid, 0) > 0:
+                            self.pending[cid] -= 1
+                            im = Message()
+                            im.add_string(b"")
+                            im.rewind()
+                            return MSG_IGNORE, im
+            return ptype, m
+        t.packetizer.read_message = read_message
+
+    def check(self, ptype, m):
+        cid = struct.unpack(">I", m.asbytes()[:4])[0]
+        why = None
+        if cid in self.peer_closed:
+            why = "%s for channel %d after its CHANNEL_CLOSE" % (
+                NAMES.get(ptype, ptype), cid)
+        elif ptype not in (91, 92) and cid not in self.t.channels_seen:
+            why = "%s for unknown channel %d" % (NAMES.get(ptype, ptype), cid)
+        if ptype == MSG_CHANNEL_CLOSE:
+            self.peer_closed.add(cid)
+            self.closes += 1
+        if why and self.violation is None:
+            self.violation = why
+            note("protocol error: " + why)
+            # a strict client drops the whole connection at once
+            try:
+                self.t.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def echo(self, chan):
+        """Echo everything back; with --chanreq also send channel requests
+        that want a reply, as some clients do."""
+        chan.settimeout(0.5)
+        last_req = time.time()
+        try:
+            while True:
+                if self.a.chanreq and time.time() - last_req > self.a.chanreq:
+                    last_req = time.time()
+                    with self.lock:
+                        self.pending[chan.chanid] = \
+                            self.pending.get(chan.chanid, 0) + 1
+                    raw(self.t, ("byte", bytes([MSG_CHANNEL_REQUEST])),
+                        ("int", chan.remote_chanid),
+                        ("string", b"keepalive@openssh.com"),
+                        ("boolean", True))
+                try:
+                    d = chan.recv(65536)
+                except socket.timeout:
+                    if chan.closed or chan.eof_received:
+                        break
+                    continue
+                if not d:
+                    break
+                chan.sendall(d)
+        except Exception:
+            pass
+        try:
+            chan.close()
+        except Exception:
+            pass
+
+
+def cmd_strict(a):
+    """A strict device: echo on the forwarded port, exit 3 on a violation."""
+    t = ssh_connect(a)
+    st = Strict(t, a)
+    key = paramiko.Ed25519Key.from_private_key_file(a.key)
+    t.auth_publickey(a.user, key)
+
+    def handler(chan, origin, server):
+        st.channels += 1
+        threading.Thread(target=st.echo, args=(chan,), daemon=True).start()
+    if t.request_port_forward(a.bind, a.fport, handler) is None:
+        out(forward="refused")
+        return 2
+    out(forward="granted", port=a.fport)
+    stop = stopper()
+    end = time.time() + a.duration
+    while time.time() < end and not stop.is_set() and st.violation is None:
+        if not t.is_active():
+            break
+        time.sleep(0.1)
+    alive = t.is_active() and st.violation is None
+    out(channels=st.channels, closes=st.closes,
+        violation='"%s"' % st.violation if st.violation else "none",
+        session="alive" if alive else "closed")
+    if st.violation:
+        return 3
+    if not t.is_active():
+        note("session lost: the relay closed it")
+        return 4
+    t.close()
+    return 0
+
+
+def cmd_sessions(a):
+    """Open --n sessions with one key, one after the other; after --settle
+    seconds report which are still alive (numbered from 1)."""
+    ts = []
+    for i in range(a.n):
+        try:
+            t = ssh_login(a)
+            t.set_keepalive(0)
+            ts.append(t)
+        except Exception as e:
+            out(session=i + 1, error='"%s"' % e)
+            ts.append(None)
+    time.sleep(a.settle)
+    alive = [str(i + 1) for i, t in enumerate(ts) if t and t.is_active()]
+    out(opened=sum(1 for t in ts if t), alive=",".join(alive) or "none")
+    stop = stopper()
+    end = time.time() + a.duration
+    while time.time() < end and not stop.is_set():
+        time.sleep(0.1)
+    for t in ts:
+        if t:
+            t.close()
+    return 0
+
+
+def cmd_inject(a):
+    """Peer text with line breaks, CR, ESC and high bytes, everywhere the
+    relay might log or show it. Each step is independent."""
+    forged = ("\n%s simtun-relay: device dev2 authenticated from 6.6.6.6 port"
+              " 22 (key SHA256:forged)" % time.strftime("%H:%M:%S.000"))
+    evil = (forged + "\r\x1b[2K\x1b]0;owned\x07\xff\xfe\xc3\xa9").encode(
+        "latin-1") + b"\xe2\x80\xae end"
+    steps = []
+
+    def step(name, fn):
+        try:
+            fn()
+            steps.append(name + ":ok")
+        except Exception as e:
+            steps.append(name + ":" + type(e).__name__)
+
+    def login_unknown():    # a key the relay does not know, crafted user
+        t = ssh_connect(a)
+        try:
+            t.auth_publickey(evil, paramiko.Ed25519Key.from_private_key_file(
+                a.badkey))
+        except paramiko.AuthenticationException:
+            pass
+        t.close()
+
+    def login_known():      # the device's own key, crafted user
+        t = ssh_login(a, user=evil)
+        t.close()
+
+    def banner():           # crafted client banner (no CR/LF possible)
+        t = ssh_connect(a, banner=("SSH-2.0-x\x1b[31m\x07\xff\xfe" +
+                                   "\u202e").encode("utf-8", "surrogateescape")
+                        .decode("latin-1"))
+        t.close()
+
+    def disconnect_pre():   # DISCONNECT before auth
+        t = ssh_connect(a)
+        raw(t, ("byte", bytes([MSG_DISCONNECT])), ("int", 11),
+            ("string", evil), ("string", b""))
+        time.sleep(0.3)
+        t.close()
+
+    def disconnect_post():  # DISCONNECT from an authenticated device
+        t = ssh_login(a)
+        raw(t, ("byte", bytes([MSG_DISCONNECT])), ("int", 11),
+            ("string", evil), ("string", b""))
+        time.sleep(0.3)
+        t.close()
+
+    def forward_refused():  # a port the key may not take: refused, logged
+        t = ssh_login(a)
+        forward(t, evil, a.badport)
+        t.close()
+
+    step("login_unknown", login_unknown)
+    step("login_known", login_known)
+    step("banner", banner)
+    step("disconnect_pre", disconnect_pre)
+    step("disconnect_post", disconnect_post)
+    step("forward_refused", forward_refused)
+    # last: hold the permitted port with the crafted bind address (the
+    # relay keeps it, may show it), until told to stop
+    t = ssh_login(a)
+    granted = forward(t, evil, a.fport)
+    out(steps=",".join(steps), forward="granted" if granted else "refused")
+    stop = stopper()
+    hold(t, a.duration, stop)
+    t.close()
+    return 0
+
+
+def cmd_authspam(a):
+    """--tries attempts of --method in one connection; reports how many got
+    an answer before the relay closed the connection."""
+    try:
+        t = ssh_connect(a)
+    except Exception as e:
+        out(connect="refused", error='"%s"' % type(e).__name__)
+        return 0
+    answered = 0
+    for i in range(a.tries):
+        if not t.is_active():
+            break
+        try:
+            if a.method == "password":
+                t.auth_password(a.user, "hunter%d" % i)
+            else:
+                t.auth_interactive(a.user, lambda title, instr, prompts:
+                                   ["hunter%d" % i for _ in prompts])
+        except paramiko.BadAuthenticationType:
+            answered += 1
+            continue
+        except paramiko.AuthenticationException:
+            answered += 1
+            continue
+        except Exception:
+            break      # connection gone
+        out(result="accepted?!")
+        break
+    time.sleep(0.5)
+    out(connect="ok", answered=answered,
+        closed="yes" if not t.is_active() else "no")
+    t.close()
+    return 0
+
+
+def cmd_banner(a):
+    """The relay's identification line, or closed/timeout."""
+    try:
+        s = tcp_connect(a)
+    except Exception as e:
+        out(banner="connect-failed")
+        return 0
+    s.settimeout(5)
+    data = b""
+    try:
+        while b"\n" not in data:
+            d = s.recv(256)
+            if not d:
+                break
+            data += d
+    except socket.timeout:
+        out(banner="timeout")
+        return 0
+    except OSError:
+        pass
+    line = data.split(b"\n")[0].strip()
+    out(banner=line.decode("ascii", "replace").replace(" ", "_") if line
+        else "closed")
+    return 0
+
+
+# ------------------------------------------------------------- laptop side
+
+def lsock(a):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if a.src:
+        s.bind((a.src, 0))
+    return s
+
+
+def rst_close(s):
+    """Close with SO_LINGER 0: the peer sees a reset, not a FIN."""
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    s.close()
+
+
+def cmd_laptops(a):
+    """Open --n connections (round-robin over --ports), never read or write
+    unless --send; report how many the relay ended within --hold seconds
+    and how long the slowest took."""
+    ports = [int(p) for p in a.ports.split(",")]
+    socks = {}
+    t0 = time.time()
+    failed = 0
+    for i in range(a.n):
+        s = lsock(a)
+        s.setblocking(False)
+        try:
+            s.connect((a.host, ports[i % len(ports)]))
+        except BlockingIOError:
+            pass
+        except OSError:
+            failed += 1
+            s.close()
+            continue
+        socks[s.fileno()] = (s, time.time())
+    out(opened=len(socks), connect_failed=failed)
+    ended = {}
+    if a.send:
+        time.sleep(0.2)
+        for s, _ in socks.values():
+            try:
+                s.send(b"x" * a.send)
+            except OSError:
+                pass
+    stop = stopper()
+    p = select.poll()
+    for fd in socks:
+        p.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    end = t0 + a.hold
+    while time.time() < end and len(ended) < len(socks) and not stop.is_set():
+        for fd, ev in p.poll(100):
+            s, t = socks[fd]
+            try:
+                d = s.recv(65536) if not a.noread else b""
+            except OSError:
+                d = b""
+            if d and not (ev & (select.POLLERR | select.POLLHUP)):
+                continue
+            if d == b"" or ev & (select.POLLERR | select.POLLHUP):
+                ended[fd] = time.time() - t
+                p.unregister(fd)
+        if a.noread:
+            # only errors/hangups count; POLLIN with data is left unread
+            pass
+    slow = max(ended.values()) if ended else 0
+    out(ended=len(ended), total=len(socks), slowest="%.1f" % slow)
+    if a.linger:
+        while time.time() < end and not stop.is_set():
+            time.sleep(0.1)
+    for s, _ in socks.values():
+        rst_close(s) if a.reset else s.close()
+    return 0
+
+
+def cmd_hold(a):
+    """Open --n connections that never read (a laptop that stalls), send
+    --send bytes on each, hold them until told to stop."""
+    ports = [int(p) for p in a.ports.split(",")]
+    socks = []
+    for i in range(a.n):
+        s = lsock(a)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(5)
+        try:
+            s.connect((a.host, ports[i % len(ports)]))
+            if a.send:
+                s.sendall(b"y" * a.send)
+            socks.append(s)
+        except OSError as e:
+            note("connect %d: %s" % (i, e))
+    out(held=len(socks))
+    stop = stopper()
+    end = time.time() + a.duration
+    while time.time() < end and not stop.is_set():
+        time.sleep(0.1)
+    for s in socks:
+        s.close()
+    return 0
+
+
+def cmd_resets(a):
+    """--rounds rounds of --conns connections that send data, read a little
+    and reset mid-transfer."""
+    ports = [int(p) for p in a.ports.split(",")]
+    payload = os.urandom(a.bytes)
+    done = 0
+    for r in range(a.rounds):
+        socks = []
+        for i in range(a.conns):
+            s = lsock(a)
+            s.settimeout(5)
+            try:
+                s.connect((a.host, ports[i % len(ports)]))
+                socks.append(s)
+            except OSError as e:
+                note("round %d conn %d: %s" % (r, i, e))
+        for s in socks:
+            s.setblocking(False)
+        # push data both ways for a moment, reading only part of the echo
+        end = time.time() + a.span
+        off = {s: 0 for s in socks}
+        while time.time() < end:
+            for s in socks:
+                try:
+                    if off[s] < len(payload):
+                        off[s] += s.send(payload[off[s]:off[s] + 65536])
+                    s.recv(4096)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    pass
+            time.sleep(0.005)
+        for s in socks:
+            rst_close(s)
+        done += 1
+    out(rounds=done)
+    return 0
+
+
+def cmd_echo(a):
+    """Round trip through an echo device: --bytes random bytes come back."""
+    payload = os.urandom(a.bytes)
+    s = lsock(a)
+    s.settimeout(a.timeout)
+    t0 = time.time()
+    try:
+        s.connect((a.host, int(a.ports.split(",")[0])))
+        got = bytearray()
+        sent = 0
+        s.setblocking(False)
+        end = t0 + a.timeout
+        while len(got) < len(payload) and time.time() < end:
+            r, w, _ = select.select([s], [s] if sent < len(payload) else [],
+                                    [], 0.1)
+            if w:
+                sent += s.send(payload[sent:sent + 65536])
+            if r:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+    except OSError as e:
+        out(echo="error", error='"%s"' % e)
+        return 1
+    ok = bytes(got) == payload
+    out(echo="ok" if ok else "mismatch", got=len(got), want=len(payload),
+        secs="%.2f" % (time.time() - t0))
+    s.close()
+    return 0 if ok else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--port", type=int, default=2222)
+    ap.add_argument("--src", help="source address to bind")
+    ap.add_argument("--key", help="OpenSSH ed25519 private key")
+    ap.add_argument("--badkey", help="a key the relay does not know")
+    ap.add_argument("--user", default="dev")
+    ap.add_argument("--bind", default="", help="tcpip-forward bind address")
+    ap.add_argument("--fport", type=int, default=4650,
+                    help="port to ask the relay for")
+    ap.add_argument("--badport", type=int, default=4999)
+    ap.add_argument("--duration", type=float, default=3600)
+    ap.add_argument("--channels", type=int, default=3)
+    ap.add_argument("--mb", type=int, default=64)
+    ap.add_argument("--chanreq", type=float, default=0,
+                    help="strict: channel request every N s per channel")
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--settle", type=float, default=2)
+    ap.add_argument("--tries", type=int, default=10)
+    ap.add_argument("--method", default="keyboard-interactive",
+                    choices=["keyboard-interactive", "password"])
+    ap.add_argument("--ports", default="4650")
+    ap.add_argument("--hold", type=float, default=20)
+    ap.add_argument("--send", type=int, default=0)
+    ap.add_argument("--noread", action="store_true")
+    ap.add_argument("--linger", action="store_true")
+    ap.add_argument("--reset", action="store_true")
+    ap.add_argument("--rounds", type=int, default=16)
+    ap.add_argument("--conns", type=int, default=4)
+    ap.add_argument("--bytes", type=int, default=1 << 20)
+    ap.add_argument("--span", type=float, default=0.3)
+    ap.add_argument("--timeout", type=float, default=10)
+    ap.add_argument("mode", choices=[
+        "noanswer", "unconfirmed", "overrun", "strict", "sessions", "inject",
+        "authspam", "banner", "laptops", "hold", "resets", "echo"])
+    a = ap.parse_args()
+    fn = globals()["cmd_" + a.mode]
+    if paramiko is None and a.mode not in ("laptops", "hold", "resets",
+                                           "echo", "banner"):
+        note("paramiko is not installed (python3-paramiko)")
+        return 2
+    return fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+#!/bin/bash
+# Issue 10, test 2: device keys that abuse channel opens (tests/hostile):
+#  a) a device that never answers the relay's channel opens (but keeps its
+#     session alive): 16 laptops connect; with channel_open_timeout = 3 the
+#     relay ends each within 10 s and its loop stays responsive;
+#  b) a device that sends CHANNEL_DATA / EOF / CLOSE (and WINDOW_ADJUST, and
+#     data for ids never opened) on channels it never confirmed, while the
+#     laptops connect and reset at once: 40 connections.
+# Throughout: the relay survives (ASan-clean: lib.sh fails the test on any
+# sanitizer report), `simtunctl status` answers within 1 s, RSS stays under
+# +64 MB, the honest device (4649) stays reachable.
+. "$(dirname "$0")/lib.sh"
+. "$LIB_DIR/lib_hostile.sh"
+
+dp_setup "channel_open_timeout = 3"
+monitor_start
+
+# a) never answers
+hostile "$NS_LAPTOP" noanswer noanswer --key "$T/keys/dev2" --fport 4650
+silent_pid=$HOSTILE_PID
+hostile_wait 10 '^forward=granted' || fail "noanswer device did not get 4650 (see $HOSTILE_LOG)"
+hostile "$NS_LAPTOP" laptops16 laptops --n 16 --ports 4650 --hold 12
+laptops_log=$HOSTILE_LOG
+wait_until 5 grep -q '^opened=16' "$laptops_log" || fail "laptops did not connect"
+sleep 1
+ctl_responsive 5
+honest_check "16 channel opens never answered"
+wait_until 14 grep -q '^ended=' "$laptops_log" || fail "laptops did not report"
+res=$(grep '^ended=' "$laptops_log")
+log "never-answered opens: $res; device: $(tail -1 "$T/hostile.noanswer.log")"
+relay_alive || fail "relay died (never-answered opens)"
+[ "$(kv "$res" ended)" = 16 ] ||
+    fail "only $(kv "$res" ended) of 16 laptop connections to a device that never answers were ended within 12 s (channel_open_timeout = 3)"
+awk -v s="$(kv "$res" slowest)" 'BEGIN { exit !(s <= 10) }' ||
+    fail "slowest laptop connection ended after $(kv "$res" slowest) s (bound 10 s)"
+monitor_check 64 status "while opens went unanswered"
+kill "$silent_pid" 2>/dev/null
+
+# b) data / eof / close on unconfirmed channels, laptops resetting at once
+hostile "$NS_LAPTOP" unconfirmed unconfirmed --key "$T/keys/dev2" --fport 4651
+hostile_wait 10 '^forward=granted' || fail "unconfirmed device did not get 4651 (see $HOSTILE_LOG)"
+hostile_fg "$NS_LAPTOP" resets --ports 4651 --rounds 20 --conns 2 --span 0 \
+    --bytes 100 >"$T/resets.out"
+sleep 1		# the delayed half of the misbehaviour
+log "resets: $(cat "$T/resets.out"); device opens: $(grep -c '^open=' "$T/hostile.unconfirmed.log")"
+relay_alive || fail "relay died on data/eof/close for unconfirmed channels"
+[ "$(grep -c '^open=' "$T/hostile.unconfirmed.log")" -ge 8 ] ||
+    fail "the relay opened fewer than 8 channels to the hostile device: the abuse did not run"
+ctl_responsive 5
+honest_check "after data/eof/close on unconfirmed channels"
+monitor_stop
+monitor_check 64 status "during the whole test"
+rss_check 64 "at the end"
+relay_alive || fail "relay died"
+exit 0
