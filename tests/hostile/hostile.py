@@ -365,10 +365,13 @@ def cmd_strict(a):
     def handler(chan, origin, server):
         st.channels += 1
         threading.Thread(target=st.echo, args=(chan,), daemon=True).start()
-    if t.request_port_forward(a.bind, a.fport, handler) is None:
-        out(forward="refused")
-        return 2
-    out(forward="granted", port=a.fport)
+    for port in str(a.fports or a.fport).split(","):
+        try:
+            t.request_port_forward(a.bind, int(port), handler)
+        except paramiko.SSHException:
+            out(forward="refused", port=port)
+            return 2
+        out(forward="granted", port=port)
     stop = stopper()
     end = time.time() + a.duration
     while time.time() < end and not stop.is_set() and st.violation is None:
@@ -731,6 +734,7 @@ def main():
     ap.add_argument("--bind", default="", help="tcpip-forward bind address")
     ap.add_argument("--fport", type=int, default=4650,
                     help="port to ask the relay for")
+    ap.add_argument("--fports", help="strict: several ports, comma-separated")
     ap.add_argument("--badport", type=int, default=4999)
     ap.add_argument("--duration", type=float, default=3600)
     ap.add_argument("--channels", type=int, default=3)

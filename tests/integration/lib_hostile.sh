@@ -164,14 +164,27 @@ monitor_cpu_pct() {
 relay_log_lines() { grep -cE "$1" "$RELAY_LOG"; }
 
 # dp_setup [relay.conf lines...]: the common bed: namespaces, key dev2 (ports 4650-4653)
-# for hostile.py, relay started with the given settings, the honest device up, RSS baseline.
+# for hostile.py, key dev3 (no port), relay started with the given settings, the honest
+# device up, RSS baseline.
 dp_setup() {
 	require_relay
 	require_hostile
 	netns_setup
 	add_device_key dev2 4650 4651 4652 4653
+	add_device_key dev3
 	start_relay "$@"
 	wait_until 5 test -S "$SOCK" || fail "no control socket $SOCK"
 	honest_up
 	rss_baseline
+}
+
+# relay_log_trim: a flooded relay log (over 20 MB) keeps its first and last 2000 lines
+# (same inode: the relay still appends to it), so a failed run does not keep gigabytes.
+relay_log_trim() {
+	local sz; sz=$(stat -c %s "$RELAY_LOG" 2>/dev/null) || return 0
+	[ "$sz" -gt 20000000 ] || return 0
+	{ head -n 2000 "$RELAY_LOG"; echo "[... $sz bytes of log cut by the test ...]"
+	  tail -n 2000 "$RELAY_LOG"; } >"$T/relay.log.trim"
+	cat "$T/relay.log.trim" >"$RELAY_LOG"
+	rm -f "$T/relay.log.trim"
 }
