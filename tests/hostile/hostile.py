@@ -488,35 +488,47 @@ def cmd_inject(a):
 
 
 def cmd_authspam(a):
-    """--tries attempts of --method in one connection; reports how many got
-    an answer before the relay closed the connection."""
+    """--tries attempts of --method in one connection; reports how many
+    were sent and how many USERAUTH_FAILURE answers came back before the
+    relay closed the connection."""
     try:
-        t = ssh_connect(a)
+        t = HTransport(tcp_connect(a))
     except Exception as e:
         out(connect="refused", error='"%s"' % type(e).__name__)
         return 0
-    answered = 0
+    failures = [0]
+    orig = t.packetizer.read_message
+
+    def read_message():
+        ptype, m = orig()
+        if ptype == 51:         # MSG_USERAUTH_FAILURE
+            failures[0] += 1
+        return ptype, m
+    t.packetizer.read_message = read_message
+    try:
+        t.start_client(timeout=15)
+    except Exception as e:
+        out(connect="refused", error='"%s"' % type(e).__name__)
+        return 0
+    sent = 0
     for i in range(a.tries):
         if not t.is_active():
             break
+        sent += 1
         try:
             if a.method == "password":
                 t.auth_password(a.user, "hunter%d" % i)
             else:
                 t.auth_interactive(a.user, lambda title, instr, prompts:
                                    ["hunter%d" % i for _ in prompts])
-        except paramiko.BadAuthenticationType:
-            answered += 1
-            continue
         except paramiko.AuthenticationException:
-            answered += 1
             continue
         except Exception:
             break      # connection gone
         out(result="accepted?!")
         break
     time.sleep(0.5)
-    out(connect="ok", answered=answered,
+    out(connect="ok", sent=sent, answered=failures[0],
         closed="yes" if not t.is_active() else "no")
     t.close()
     return 0
