@@ -322,22 +322,27 @@ class Strict:
             except OSError:
                 pass
 
+    def chanreq(self, chan):
+        """A channel request that wants a reply (some clients send them)."""
+        with self.lock:
+            self.pending[chan.chanid] = self.pending.get(chan.chanid, 0) + 1
+        raw(self.t, ("byte", bytes([MSG_CHANNEL_REQUEST])),
+            ("int", chan.remote_chanid),
+            ("string", b"keepalive@openssh.com"), ("boolean", True))
+
     def echo(self, chan):
-        """Echo everything back; with --chanreq also send channel requests
-        that want a reply, as some clients do."""
+        """Echo everything back; a connection that starts with "SRC\n"
+        gets an endless stream instead (a download). With --chanreq also
+        send channel requests that want a reply every N s."""
         chan.settimeout(0.5)
         last_req = time.time()
+        first = True
+        block = os.urandom(32768)
         try:
             while True:
                 if self.a.chanreq and time.time() - last_req > self.a.chanreq:
                     last_req = time.time()
-                    with self.lock:
-                        self.pending[chan.chanid] = \
-                            self.pending.get(chan.chanid, 0) + 1
-                    raw(self.t, ("byte", bytes([MSG_CHANNEL_REQUEST])),
-                        ("int", chan.remote_chanid),
-                        ("string", b"keepalive@openssh.com"),
-                        ("boolean", True))
+                    self.chanreq(chan)
                 try:
                     d = chan.recv(65536)
                 except socket.timeout:
@@ -346,6 +351,16 @@ class Strict:
                     continue
                 if not d:
                     break
+                if first and d.startswith(b"SRC\n"):
+                    chan.settimeout(5)
+                    while not chan.closed:
+                        chan.sendall(block)
+                        if self.a.chanreq and \
+                                time.time() - last_req > self.a.chanreq:
+                            last_req = time.time()
+                            self.chanreq(chan)
+                    break
+                first = False
                 chan.sendall(d)
         except Exception:
             pass
@@ -665,8 +680,9 @@ def cmd_hold(a):
 
 
 def cmd_resets(a):
-    """--rounds rounds of --conns connections that send data, read a little
-    and reset mid-transfer."""
+    """--rounds rounds of --conns connections that reset mid-transfer:
+    even ones upload (send data, read a little of the echo), odd ones
+    download (ask the device for a stream with "SRC\n", read fast)."""
     ports = [int(p) for p in a.ports.split(",")]
     payload = os.urandom(a.bytes)
     done = 0
@@ -680,7 +696,10 @@ def cmd_resets(a):
                 socks.append(s)
             except OSError as e:
                 note("round %d conn %d: %s" % (r, i, e))
+        down = set(socks[1::2])
         for s in socks:
+            if s in down:
+                s.sendall(b"SRC\n")
             s.setblocking(False)
         # push data both ways for a moment, reading only part of the echo
         end = time.time() + a.span
@@ -688,6 +707,10 @@ def cmd_resets(a):
         while time.time() < end:
             for s in socks:
                 try:
+                    if s in down:
+                        while s.recv(262144):
+                            pass
+                        continue
                     if off[s] < len(payload):
                         off[s] += s.send(payload[off[s]:off[s] + 65536])
                     s.recv(4096)
