@@ -350,9 +350,9 @@ authkeys_parse_line(const char *line, struct authkey **out, char *err,
 		goto fail;
 	}
 	for (c = ak->name; *c; c++) {
-		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) {
 			snprintf(err, len, "device name has control "
-			    "characters");
+			    "characters or non-ASCII bytes");
 			goto fail;
 		}
 	}

@@ -140,6 +140,18 @@ int	 net_nonblock(int);
 int	 net_addrstr(const struct sockaddr *, char *, size_t, int *);
 void	 net_user_timeout(int, unsigned int);
 void	 net_keepalive(int);
+struct evconnlistener;
+struct accept_pause {
+	struct evconnlistener *evl;
+	struct event	*ev;
+	int		 paused;
+	void		(*resume)(void *);
+	void		*arg;
+};
+void	 accept_pause_init(struct accept_pause *, struct event_base *,
+	    struct evconnlistener *, void (*)(void *), void *);
+void	 accept_pause_error(struct accept_pause *, const char *);
+void	 accept_pause_clear(struct accept_pause *);
 int	 net_resolve_listen(const char *, uint16_t, struct sockaddr_storage *,
 	    socklen_t *, const char **);
 
@@ -148,6 +160,8 @@ int	 net_resolve_listen(const char *, uint16_t, struct sockaddr_storage *,
  * gets a callback on every readiness event and decides what to do
  * (key exchange, connect, or sshio_poll), then calls sshio_flush.
  */
+struct sshio_grave;
+TAILQ_HEAD(sshio_graves, sshio_grave);
 struct sshio {
 	struct event_base *base;
 	ssh_session	 s;
@@ -157,6 +171,9 @@ struct sshio {
 	struct event	*ev_wr;
 	void		(*cb)(void *, short);
 	void		*arg;
+	struct sshio_graves graves;	/* channels we closed, see sshio_bury */
+	unsigned int	 ngraves;
+	char		 violation[128]; /* set when the peer broke the rules */
 };
 void	sshio_init(struct sshio *, struct event_base *, ssh_session, int,
 	    void (*)(void *, short), void *);
@@ -164,7 +181,21 @@ int	sshio_attach(struct sshio *);
 int	sshio_poll(struct sshio *);
 int	sshio_flush(struct sshio *);
 int	sshio_write_pending(struct sshio *);
+void	sshio_bury(struct sshio *, ssh_channel, int);
+void	sshio_sweep(struct sshio *);
+void	sshio_violation(struct sshio *, const char *, ...) PRINTFLIKE(2, 3);
+int	sshio_closed_channel(ssh_channel);
 void	sshio_clear(struct sshio *);
+
+/*
+ * The most a peer may leave buffered in libssh on one channel. libssh
+ * 0.10.6 grants windows of up to WINDOWBASE (1,280,000) bytes when less
+ * than WINDOWLIMIT (640,000) is outstanding, so an honest peer never has
+ * more than 1,920,000 bytes in flight; anything past this bound is data
+ * beyond the window it was granted.
+ */
+#define SSHIO_CHANNEL_MAX	(1280000 + 640000 + 65536)
+#define SSHIO_MAX_GRAVES	256	/* closed channels awaiting the peer */
 
 /*
  * pump.c: move bytes between a TCP socket and an SSH channel, both ways,
@@ -187,6 +218,7 @@ struct pump {
 	int		 fd_eof;	/* fd gave EOF, eof sent on channel */
 	int		 ch_eof;	/* channel gave EOF, fd shut for write */
 	int		 ch_closed;	/* peer sent channel close */
+	int		 primed;	/* open seen, full window granted */
 	int		 dead;
 	const char	*why;
 	void		(*done)(struct pump *, void *);

@@ -22,6 +22,7 @@
 struct control {
 	struct event_base *base;
 	struct evconnlistener *evl;
+	struct accept_pause ap;
 	char		*path;
 	control_handler	 fn;
 	void		*arg;
@@ -122,6 +123,15 @@ control_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	bufferevent_enable(bev, EV_READ);
 }
 
+/* Out of descriptors: back off instead of spinning. */
+static void
+control_accept_error(struct evconnlistener *evl, void *arg)
+{
+	struct control *ctl = arg;
+
+	accept_pause_error(&ctl->ap, "control socket");
+}
+
 /* Listen on path, mode 0600 so other local users are kept out. */
 struct control *
 control_open(struct event_base *base, const char *path, control_handler fn,
@@ -156,6 +166,8 @@ control_open(struct event_base *base, const char *path, control_handler fn,
 		free(ctl);
 		return NULL;
 	}
+	accept_pause_init(&ctl->ap, base, ctl->evl, NULL, NULL);
+	evconnlistener_set_error_cb(ctl->evl, control_accept_error);
 	chmod(path, 0600);
 	log_info("control socket %s", path);
 	return ctl;
@@ -168,6 +180,7 @@ control_close(struct control *ctl)
 	if (ctl == NULL)
 		return;
 	evconnlistener_free(ctl->evl);
+	accept_pause_clear(&ctl->ap);
 	unlink(ctl->path);
 	free(ctl->path);
 	free(ctl);

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/listener.h>
+#include <time.h>
+
 #include "common.h"
 
 /* O_NONBLOCK on; libssh turns it off behind our back, so it is re-applied. */
@@ -103,4 +106,79 @@ net_resolve_listen(const char *host, uint16_t port,
 	*sslen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
+}
+
+#define ACCEPT_PAUSE_MS	500	/* back-off after EMFILE/ENFILE */
+
+/* Resume accepting after the back-off (or let the owner decide). */
+static void
+accept_pause_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct accept_pause *ap = arg;
+
+	ap->paused = 0;
+	if (ap->resume != NULL)
+		ap->resume(ap->arg);
+	else
+		evconnlistener_enable(ap->evl);
+}
+
+/* Watch one listener; resume == NULL re-enables it after a back-off. */
+void
+accept_pause_init(struct accept_pause *ap, struct event_base *base,
+    struct evconnlistener *evl, void (*resume)(void *), void *arg)
+{
+	memset(ap, 0, sizeof *ap);
+	ap->evl = evl;
+	ap->resume = resume;
+	ap->arg = arg;
+	if ((ap->ev = evtimer_new(base, accept_pause_resume, ap)) == NULL)
+		fatalx("evtimer_new");
+}
+
+/*
+ * An accept failed. Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM): the pending connection stays in the backlog and the socket stays
+ * readable, so accepting on would spin; stop for a short back-off instead.
+ * One log line per second at most, for every listener of the process.
+ */
+void
+accept_pause_error(struct accept_pause *ap, const char *what)
+{
+	static struct timespec last;
+	static unsigned long suppressed;
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	struct timespec now;
+	int err = errno;
+
+	if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR ||
+	    err == ECONNABORTED)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - last.tv_sec >= 1 || last.tv_sec == 0) {
+		if (suppressed > 0)
+			log_warnx("accept on %s: %s; accepting paused for %d "
+			    "ms (%lu more accept errors in the last second)",
+			    what, strerror(err), ACCEPT_PAUSE_MS, suppressed);
+		else
+			log_warnx("accept on %s: %s; accepting paused for %d "
+			    "ms", what, strerror(err), ACCEPT_PAUSE_MS);
+		last = now;
+		suppressed = 0;
+	} else
+		suppressed++;
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+		return;
+	ap->paused = 1;
+	evconnlistener_disable(ap->evl);
+	evtimer_add(ap->ev, &tv);
+}
+
+/* Free the back-off timer (the listener is the owner's). */
+void
+accept_pause_clear(struct accept_pause *ap)
+{
+	if (ap->ev != NULL)
+		event_free(ap->ev);
+	ap->ev = NULL;
 }

@@ -63,23 +63,21 @@ pump_write(struct pump *p)
 		shutdown(p->fd, SHUT_WR);
 }
 
-/* Pull data libssh kept for us (our buffer was full) into our buffer. */
+/*
+ * Pull everything libssh kept for us (our buffer was full) into our
+ * buffer, once ours is empty. All of it, not just what fits: every read
+ * that leaves data behind lets libssh grow the window again, so partial
+ * reads would let a fast peer and a slow reader grow the buffer without
+ * bound. What libssh holds is bounded by SSHIO_CHANNEL_MAX.
+ */
 static void
 pump_refill(struct pump *p)
 {
 	char buf[PUMP_CHUNK];
-	size_t space, want;
 	int n;
 
 	while (!p->dead && p->ssh_rest > 0) {
-		space = PUMP_OUTMAX - evbuffer_get_length(p->out);
-		if (space == 0)
-			break;
-		want = p->ssh_rest < space ? p->ssh_rest : space;
-		if (want > sizeof buf)
-			want = sizeof buf;
-		n = ssh_channel_read_nonblocking(p->ch, buf, (uint32_t)want,
-		    0);
+		n = ssh_channel_read_timeout(p->ch, buf, sizeof buf, 0, 0);
 		if (n <= 0) {
 			p->ssh_rest = 0;
 			break;
@@ -90,6 +88,27 @@ pump_refill(struct pump *p)
 	}
 }
 
+/*
+ * Once the channel is open, take libssh's window to its full size at
+ * once. libssh grows a window whenever data arrives and less than half of
+ * it is left, closed channel or not; with the full window granted while
+ * the channel is open, data the peer still sends after our CLOSE never
+ * makes libssh send a WINDOW_ADJUST on a channel we closed. The read
+ * (of at most the 64,000-byte initial window) also takes any data that
+ * came with the confirmation.
+ */
+static void
+pump_prime(struct pump *p)
+{
+	static char buf[64001];
+	int n;
+
+	p->primed = 1;
+	n = ssh_channel_read_timeout(p->ch, buf, sizeof buf, 0, 0);
+	if (n > 0)
+		evbuffer_add(p->out, buf, (size_t)n);
+}
+
 /* Channel data: take what fits; the rest stays in libssh (window shut). */
 static int
 pump_ch_data(ssh_session s, ssh_channel ch, void *data, uint32_t len,
@@ -98,11 +117,25 @@ pump_ch_data(ssh_session s, ssh_channel ch, void *data, uint32_t len,
 	struct pump *p = arg;
 	size_t space, n;
 
-	(void)s;
-	(void)ch;
-	if (is_stderr || p->dead)
+	if (len > SSHIO_CHANNEL_MAX) {
+		sshio_violation(p->io, "peer sent %u bytes past the channel "
+		    "window", len - SSHIO_CHANNEL_MAX);
+		pump_close(p, "peer overran the channel window");
+		return 0;
+	}
+	if (!p->primed && !ssh_channel_is_open(ch)) {
+		sshio_violation(p->io, "peer sent data on a channel it had "
+		    "not confirmed");
+		pump_close(p, "data on an unconfirmed channel");
+		return 0;
+	}
+	if (p->dead)
+		return 0;	/* not consumed: the window stays as it is */
+	if (is_stderr)
 		return (int)len;
 	space = PUMP_OUTMAX - evbuffer_get_length(p->out);
+	if (evbuffer_get_length(p->out) >= PUMP_OUTMAX)
+		space = 0;
 	n = len < space ? len : space;
 	if (n > 0)
 		evbuffer_add(p->out, data, n);
@@ -117,8 +150,12 @@ pump_ch_eof(ssh_session s, ssh_channel ch, void *arg)
 {
 	struct pump *p = arg;
 
-	(void)s;
-	(void)ch;
+	if (!p->primed && !ssh_channel_is_open(ch)) {
+		sshio_violation(p->io, "peer sent EOF on a channel it had not "
+		    "confirmed");
+		pump_close(p, "EOF on an unconfirmed channel");
+		return;
+	}
 	p->ch_eof = 1;
 	if (evbuffer_get_length(p->out) == 0 && p->ssh_rest == 0)
 		shutdown(p->fd, SHUT_WR);
@@ -288,6 +325,8 @@ pump_kick(struct pump *p)
 {
 	if (p->dead)
 		return -1;
+	if (!p->primed && ssh_channel_is_open(p->ch))
+		pump_prime(p);
 	pump_write(p);
 	if (!p->dead && evbuffer_get_length(p->out) == 0) {
 		pump_refill(p);
@@ -304,7 +343,10 @@ pump_kick(struct pump *p)
 	return 0;
 }
 
-/* Free everything; closes the socket and the channel. */
+/*
+ * Free everything; closes the socket. The channel goes to the session's
+ * graveyard (sshio_bury): closed politely, nothing more sent on it.
+ */
 void
 pump_free(struct pump *p)
 {
@@ -319,9 +361,7 @@ pump_free(struct pump *p)
 		close(p->fd);
 	if (p->ch != NULL) {
 		ssh_remove_channel_callbacks(p->ch, &p->cbs);
-		if (ssh_channel_is_open(p->ch))
-			ssh_channel_close(p->ch);
-		ssh_channel_free(p->ch);
+		sshio_bury(p->io, p->ch, p->ch_closed);
 	}
 	free(p);
 }

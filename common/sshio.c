@@ -1,10 +1,30 @@
 /* Drive one non-blocking libssh session from libevent readiness events. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <libssh/server.h>
 
 #include "common.h"
 
 #define SSHIO_MAX_PASSES	64	/* dopoll reads <= 4 KiB each */
+
+/*
+ * A channel we are done with but the peer is not: after our CLOSE (or while
+ * our open is unanswered) it stays here so that nothing more is ever sent
+ * on it (libssh would grow its window or answer its requests) and what
+ * the peer still sends is counted against the window, until the peer's
+ * CLOSE (or its answer to the open) lets libssh free it.
+ */
+struct sshio_grave {
+	TAILQ_ENTRY(sshio_grave) entry;
+	struct sshio	*io;
+	ssh_channel	 ch;
+	int		 opening;	/* our open is still unanswered */
+	int		 closed;	/* the peer's CLOSE arrived */
+	struct ssh_channel_callbacks_struct cbs;
+};
 
 /* libevent callback: hand readiness to the owner. */
 static void
@@ -22,6 +42,7 @@ sshio_init(struct sshio *io, struct event_base *base, ssh_session s, int fd,
     void (*cb)(void *, short), void *arg)
 {
 	memset(io, 0, sizeof *io);
+	TAILQ_INIT(&io->graves);
 	io->base = base;
 	io->s = s;
 	io->fd = fd;
@@ -105,10 +126,153 @@ sshio_flush(struct sshio *io)
 	return 0;
 }
 
+/* Record the first rule the peer broke; the owner closes the session. */
+void
+sshio_violation(struct sshio *io, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (io->violation[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(io->violation, sizeof io->violation, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Was this channel closed by us (or never opened)? Requests on it must not
+ * be answered: a CHANNEL_FAILURE after our CLOSE is a protocol error for
+ * strict peers (Go's x/crypto/ssh, asyncssh, PuTTY).
+ */
+int
+sshio_closed_channel(ssh_channel ch)
+{
+	return ch == NULL || !ssh_channel_is_open(ch);
+}
+
+/* Data on a buried channel: never consumed (no window growth), counted. */
+static int
+sshio_grave_data(ssh_session s, ssh_channel ch, void *data, uint32_t len,
+    int is_stderr, void *arg)
+{
+	struct sshio_grave *g = arg;
+
+	if (len > SSHIO_CHANNEL_MAX)
+		sshio_violation(g->io, "peer sent %u bytes past the window of "
+		    "a closed channel", len - SSHIO_CHANNEL_MAX);
+	return 0;
+}
+
+/* The peer's CLOSE: the channel can go (freed at the next sweep). */
+static void
+sshio_grave_close(ssh_session s, ssh_channel ch, void *arg)
+{
+	struct sshio_grave *g = arg;
+
+	g->closed = 1;
+}
+
+/* Remove our callbacks and let libssh free the channel. */
+static void
+sshio_grave_free(struct sshio *io, struct sshio_grave *g)
+{
+	TAILQ_REMOVE(&io->graves, g, entry);
+	io->ngraves--;
+	ssh_remove_channel_callbacks(g->ch, &g->cbs);
+	ssh_channel_free(g->ch);
+	free(g);
+}
+
+/*
+ * Hand over a channel the owner is finished with (its callbacks already
+ * removed). peer_closed: the peer's CLOSE was seen. An open channel gets
+ * EOF + CLOSE and waits for the peer's CLOSE; a channel whose open is
+ * unanswered waits for the answer, then is closed; anything else is freed
+ * at once (libssh replies to a peer's CLOSE as it frees).
+ */
+void
+sshio_bury(struct sshio *io, ssh_channel ch, int peer_closed)
+{
+	struct sshio_grave *g;
+	int opening = 0;
+
+	if (ch == NULL)
+		return;
+	if (peer_closed || io->s == NULL || !ssh_is_connected(io->s)) {
+		ssh_channel_free(ch);
+		return;
+	}
+	if (!ssh_channel_is_open(ch)) {
+		/* NOT_OPEN/DENIED/CLOSED answer an error; OPENING: AGAIN */
+		if (ssh_channel_open_reverse_forward(ch, "", 0, "", 0) !=
+		    SSH_AGAIN) {
+			if (!ssh_channel_is_open(ch)) {
+				ssh_channel_free(ch);
+				return;
+			}
+		} else
+			opening = 1;
+	}
+	g = xcalloc(1, sizeof *g);
+	g->io = io;
+	g->ch = ch;
+	g->opening = opening;
+	g->cbs.userdata = g;
+	g->cbs.channel_data_function = sshio_grave_data;
+	g->cbs.channel_close_function = sshio_grave_close;
+	ssh_callbacks_init(&g->cbs);
+	ssh_set_channel_callbacks(ch, &g->cbs);
+	TAILQ_INSERT_TAIL(&io->graves, g, entry);
+	if (++io->ngraves > SSHIO_MAX_GRAVES)
+		sshio_violation(io, "more than %d channels neither answered "
+		    "nor closed by the peer", SSHIO_MAX_GRAVES);
+	if (!opening)
+		ssh_channel_close(ch);
+}
+
+/*
+ * After each pass over the session: free channels the peer has closed,
+ * close those whose open was answered late, drop those it refused. One
+ * walk over the list, nothing re-queued.
+ */
+void
+sshio_sweep(struct sshio *io)
+{
+	struct sshio_grave *g, *tmp;
+	int rc;
+
+	TAILQ_FOREACH_SAFE(g, &io->graves, entry, tmp) {
+		if (g->closed) {
+			sshio_grave_free(io, g);
+			continue;
+		}
+		if (!g->opening)
+			continue;
+		/* an open channel is a late confirmation: close it now */
+		if (ssh_channel_is_open(g->ch)) {
+			g->opening = 0;
+			ssh_channel_close(g->ch);
+			continue;
+		}
+		rc = ssh_channel_open_reverse_forward(g->ch, "", 0, "", 0);
+		if (rc == SSH_AGAIN)
+			continue;
+		if (rc == SSH_OK) {
+			g->opening = 0;
+			ssh_channel_close(g->ch);
+		} else
+			sshio_grave_free(io, g);
+	}
+}
+
 /* Stop watching and free the events; the session itself is the owner's. */
 void
 sshio_clear(struct sshio *io)
 {
+	struct sshio_grave *g;
+
+	while ((g = TAILQ_FIRST(&io->graves)) != NULL)
+		sshio_grave_free(io, g);
 	if (io->ev_rd != NULL)
 		event_free(io->ev_rd);
 	if (io->ev_wr != NULL)

@@ -8,23 +8,6 @@
 
 #include "relay.h"
 
-/* Bytes moved so far, closed connections and live ones. */
-static int
-control_bytes(struct session *sess, uint64_t *from_dev, uint64_t *to_dev)
-{
-	struct pump *p;
-	int n = 0;
-
-	*from_dev = sess->bytes_in;
-	*to_dev = sess->bytes_out;
-	TAILQ_FOREACH(p, &sess->pumps, entry) {
-		*from_dev += p->bytes_out;
-		*to_dev += p->bytes_in;
-		n++;
-	}
-	return n;
-}
-
 /* "4649,4650" for the ports a session owns; len fits max_forwards (1024). */
 static void
 control_ports(struct relay *r, struct session *sess, char *buf, size_t len)
@@ -70,7 +53,7 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 		if (sess->state != SESSION_ACTIVE)
 			continue;
 		control_ports(r, sess, ports, sizeof ports);
-		nconn = control_bytes(sess, &from_dev, &to_dev);
+		nconn = conn_bytes(sess, &from_dev, &to_dev);
 		if (json) {
 			evbuffer_add_printf(out, "%s{\"device\":", first ? "" :
 			    ",");
@@ -105,25 +88,43 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 		evbuffer_add_printf(out, "]}\n");
 }
 
-/* Close every session of a device (by name); the port is freed at once. */
+/*
+ * Close every session of a device, by name or by key fingerprint; its ports
+ * are freed at once. A name that several keys share is refused: kicking
+ * one device must not drop another that happens to have the same comment.
+ */
 static void
 control_kick(struct relay *r, const char *name, struct evbuffer *out)
 {
 	struct session *sess, *tmp;
-	int n = 0;
+	const char *fp = NULL;
+	int n = 0, byfp = !strncmp(name, "SHA256:", 7);
 
+	TAILQ_FOREACH(sess, &r->sessions, entry) {
+		if (sess->state != SESSION_ACTIVE || byfp ||
+		    strcmp(sess->name, name) != 0)
+			continue;
+		if (fp != NULL && strcmp(fp, sess->fp) != 0) {
+			evbuffer_add_printf(out, "error: several keys are "
+			    "named %s; kick by fingerprint (%s, %s)\n",
+			    esc(name), fp, sess->fp);
+			return;
+		}
+		fp = sess->fp;
+	}
 	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp) {
-		if (sess->state == SESSION_ACTIVE && !strcmp(sess->name,
-		    name)) {
+		if (sess->state == SESSION_ACTIVE && !strcmp(byfp ? sess->fp :
+		    sess->name, name)) {
 			session_close(sess, "kicked by simtunctl");
 			n++;
 		}
 	}
 	if (n == 0)
-		evbuffer_add_printf(out, "error: no device named %s\n", name);
+		evbuffer_add_printf(out, "error: no device named %s\n",
+		    esc(name));
 	else
-		evbuffer_add_printf(out, "kicked %s (%d session%s)\n", name, n,
-		    n == 1 ? "" : "s");
+		evbuffer_add_printf(out, "kicked %s (%d session%s)\n",
+		    esc(name), n, n == 1 ? "" : "s");
 }
 
 /* Dispatch one request line from simtunctl. */

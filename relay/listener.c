@@ -28,141 +28,28 @@ listener_free(struct listener *l)
 			l->owner->nforwards--;
 	}
 	evconnlistener_free(l->evl);
+	accept_pause_clear(&l->ap);
 	free(l->bind_req);
 	free(l);
 }
 
-/* Free a connection whose channel never opened. */
-void
-fwdconn_free(struct fwdconn *fc)
-{
-	if (fc->p != NULL)
-		pump_free(fc->p);
-	if (fc->ch != NULL)
-		ssh_channel_free(fc->ch);
-	if (fc->fd != -1)
-		close(fc->fd);
-	free(fc->bind_req);
-	free(fc);
-}
-
-/* The channel to the device is open: start moving bytes. */
-static void
-listener_start(struct session *sess, struct fwdconn *fc)
-{
-	struct pump *p = fc->p;
-
-	TAILQ_INSERT_TAIL(&sess->pumps, p, entry);
-	log_debug("device %s: connection from %s port %d joined to port %d",
-	    sess->name, fc->peer, fc->peer_port, fc->port);
-	fc->p = NULL;
-	fwdconn_free(fc);
-	pump_kick(p);
-}
-
-/* Ask (again) for the forwarded-tcpip channel; 1 = done, 0 = wait. */
-static int
-listener_open(struct session *sess, struct fwdconn *fc)
-{
-	int rc;
-
-	rc = ssh_channel_open_reverse_forward(fc->p->ch, fc->bind_req,
-	    fc->port, fc->peer, fc->peer_port);
-	if (rc == SSH_AGAIN)
-		return 0;
-	if (rc == SSH_OK) {
-		listener_start(sess, fc);
-		return 1;
-	}
-	log_warnx("device %s: refused connection from %s port %d to port %d: "
-	    "%s", sess->name, fc->peer, fc->peer_port, fc->port,
-	    ssh_get_error(sess->s));
-	fwdconn_free(fc);
-	return 1;
-}
-
-/* Retry pending channel opens after each pass over the session. */
-void
-listener_retry_opens(struct session *sess)
-{
-	struct fwdconn *fc, *tmp;
-
-	TAILQ_FOREACH_SAFE(fc, &sess->opening, entry, tmp) {
-		TAILQ_REMOVE(&sess->opening, fc, entry);
-		if (listener_open(sess, fc) == 0)
-			TAILQ_INSERT_TAIL(&sess->opening, fc, entry);
-		if (sess->state == SESSION_CLOSING)
-			return;
-	}
-}
-
-/* Someone connected to a device port: open a channel to the device. */
+/* Someone connected to a device port. */
 static void
 listener_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct listener *l = arg;
-	struct session *sess = l->owner;
-	struct fwdconn *fc;
-	size_t n = 0;
-
-	(void)evl;
-	(void)salen;
-	if (sess == NULL || sess->state != SESSION_ACTIVE) {
-		close(fd);
-		return;
-	}
-	{
-		struct pump *p;
-
-		TAILQ_FOREACH(p, &sess->pumps, entry)
-			n++;
-		TAILQ_FOREACH(fc, &sess->opening, entry)
-			n++;
-	}
-	fc = xcalloc(1, sizeof *fc);
-	fc->fd = fd;
-	fc->port = l->port;
-	fc->bind_req = xstrdup(l->bind_req);
-	fc->started = time(NULL);
-	net_addrstr(sa, fc->peer, sizeof fc->peer, &fc->peer_port);
-	if (n >= sess->relay->conf.max_conns_per_port) {
-		log_warnx("device %s: refused connection from %s to port %d: "
-		    "%zu connections open (max_conns_per_port)", sess->name,
-		    fc->peer, l->port, n);
-		fwdconn_free(fc);
-		return;
-	}
-	net_nonblock(fd);
-	if ((fc->ch = ssh_channel_new(sess->s)) == NULL) {
-		log_warnx("device %s: cannot allocate channel", sess->name);
-		fwdconn_free(fc);
-		return;
-	}
-	/*
-	 * The pump (and its channel callbacks) exists before the open is
-	 * confirmed, so data the device sends right after the confirmation
-	 * is delivered, not left in libssh until more arrives. The socket is
-	 * not read until the channel has a window.
-	 */
-	fc->p = pump_new(sess->relay->base, &sess->io, fc->ch, fd,
-	    session_pump_done, sess);
-	fc->ch = NULL;
-	fc->fd = -1;
-	if (listener_open(sess, fc) == 0)
-		TAILQ_INSERT_TAIL(&sess->opening, fc, entry);
-	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)
-		session_close(sess, "write failed");
+	conn_accept(arg, fd, sa);
 }
 
-/* Accept errors (EMFILE...) are logged; the port stays open. */
+/* Accept errors: out of descriptors pauses accepting for a moment. */
 static void
 listener_error(struct evconnlistener *evl, void *arg)
 {
 	struct listener *l = arg;
+	char what[64];
 
-	(void)evl;
-	log_warn("accept on device port %d", l->port);
+	snprintf(what, sizeof what, "device port %d", l->port);
+	accept_pause_error(&l->ap, what);
 }
 
 /*
@@ -247,6 +134,7 @@ listener_request(struct session *sess, const char *addr, int port,
 		return -1;
 	}
 	evconnlistener_set_error_cb(l->evl, listener_error);
+	accept_pause_init(&l->ap, r->base, l->evl, NULL, NULL);
 	TAILQ_INSERT_TAIL(&r->listeners, l, entry);
 	TAILQ_INSERT_TAIL(&sess->owned, l, sentry);
 	r->byport[port] = l;

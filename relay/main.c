@@ -112,6 +112,7 @@ main_reload_config(struct relay *r)
 	c->max_conns = nc.max_conns;
 	c->max_sessions_per_key = nc.max_sessions_per_key;
 	c->channel_open_timeout = nc.channel_open_timeout;
+	server_limits(r);
 	free(c->penalty_exempt);
 	c->penalty_exempt = nc.penalty_exempt;
 	nc.penalty_exempt = NULL;
@@ -240,6 +241,7 @@ main(int argc, char **argv)
 	if (server_load_hostkey(&relay, err, sizeof err) == -1)
 		fatalx("%s", err);
 	log_info("host key %s (%s)", relay.conf.host_key, relay.host_fp);
+	server_limits(&relay);
 	if (server_listen(&relay) == -1)
 		exit(1);
 

@@ -38,7 +38,6 @@ metrics_request(struct evhttp_request *req, void *arg)
 	struct relay *r = arg;
 	struct session *sess;
 	struct evbuffer *out;
-	struct pump *p;
 	uint64_t in, o;
 	unsigned int n = 0;
 	const char *uri = evhttp_request_get_uri(req);
@@ -77,12 +76,7 @@ metrics_request(struct evhttp_request *req, void *arg)
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
 		if (sess->state != SESSION_ACTIVE)
 			continue;
-		in = sess->bytes_in;
-		o = sess->bytes_out;
-		TAILQ_FOREACH(p, &sess->pumps, entry) {
-			in += p->bytes_out;
-			o += p->bytes_in;
-		}
+		conn_bytes(sess, &in, &o);
 		evbuffer_add_printf(out, "simtun_device_bytes_total{device=\"");
 		metrics_label(out, sess->name);
 		evbuffer_add_printf(out, "\",direction=\"in\"} %llu\n",

@@ -48,8 +48,8 @@ struct relay_config {
 enum session_state { SESSION_KEX, SESSION_AUTH, SESSION_ACTIVE,
     SESSION_CLOSING };
 
-struct fwdconn;
-TAILQ_HEAD(fwdconns, fwdconn);
+struct conn;
+TAILQ_HEAD(conns, conn);
 struct listener;
 TAILQ_HEAD(listeners, listener);
 
@@ -78,11 +78,11 @@ struct session {
 	unsigned int	 auth_tries;
 	unsigned int	 none_seen;	/* "none" requests (1st is free) */
 	unsigned int	 nforwards;
-	struct pumps	 pumps;
-	struct fwdconns	 opening;
+	struct conns	 conns;		/* forwarded connections, every state */
+	unsigned int	 nconns;
 	struct listeners owned;		/* the ports this session holds */
-	uint64_t	 bytes_in;	/* from the device (closed pumps) */
-	uint64_t	 bytes_out;	/* to the device (closed pumps) */
+	uint64_t	 bytes_in;	/* from the device (closed conns) */
+	uint64_t	 bytes_out;	/* to the device (closed conns) */
 	unsigned int	 takeovers;
 	struct ssh_server_callbacks_struct scb;
 	struct ssh_callbacks_struct cb;
@@ -98,20 +98,29 @@ struct listener {
 	char		*bind_req;	/* address the client asked to bind */
 	struct evconnlistener *evl;
 	struct session	*owner;
-	unsigned int	 nconns;
+	struct accept_pause ap;		/* accepting paused after EMFILE */
 };
 
-/* A TCP connection to a device port waiting for its channel to open. */
-struct fwdconn {
-	TAILQ_ENTRY(fwdconn) entry;
-	int		 port;
-	char		*bind_req;
-	int		 fd;
-	ssh_channel	 ch;
-	struct pump	*p;		/* set up before the open completes */
-	char		 peer[64];
+enum conn_state { CONN_OPENING, CONN_OPEN, CONN_CLOSING };
+
+/*
+ * One forwarded connection for its whole life: a laptop's TCP connection
+ * to a device port joined to a channel to the device. Opening (channel
+ * asked for), open (bytes move through its pump), closing (freed from the
+ * loop). Always on its session's conns list; one conn_close.
+ */
+struct conn {
+	TAILQ_ENTRY(conn) entry;
+	struct session	*sess;
+	enum conn_state	 state;
+	struct pump	*p;		/* owns the socket and the channel */
+	int		 port;		/* device port */
+	char		*bind_req;	/* echoed in forwarded-tcpip */
+	char		 peer[64];	/* the laptop */
 	int		 peer_port;
-	time_t		 started;
+	struct timespec	 started;
+	struct event	*ev_timeout;	/* channel open timeout */
+	struct event	*ev_free;
 };
 
 struct relay {
@@ -125,8 +134,13 @@ struct relay {
 	struct listeners listeners;
 	struct listener	**byport;	/* 65536 slots: listeners by port */
 	struct evconnlistener **evls;
+	struct accept_pause *aps;	/* one per evls */
 	size_t		 nevls;
 	unsigned int	 nunauth;
+	unsigned int	 nconns;	/* laptop connections, relay-wide */
+	unsigned long	 conns_limit;	/* max_conns, clamped to the fd limit */
+	time_t		 accept_err_logged;
+	uint64_t	 accept_err_suppressed;
 	uint64_t	 next_id;
 	uint64_t	 refused;
 	uint64_t	 takeovers;
@@ -149,6 +163,7 @@ int	server_load_hostkey(struct relay *, char *, size_t);
 int	server_listen(struct relay *);
 void	server_close(struct relay *);
 void	server_throttle(struct relay *);
+void	server_limits(struct relay *);
 
 /* metrics.c */
 int	metrics_open(struct relay *);
@@ -165,9 +180,7 @@ void	penalty_clear(void);
 void	session_accept(struct relay *, int, struct sockaddr *);
 void	session_close(struct session *, const char *, ...)
 	    PRINTFLIKE(2, 3);
-void	session_kick_pumps(struct session *);
 void	session_free(struct session *);
-void	session_pump_done(struct pump *, void *);
 struct authkey *session_authkey(struct session *);
 int	session_reload_keys(struct relay *);
 
@@ -179,8 +192,14 @@ int	listener_request(struct session *, const char *, int, const char **);
 int	listener_cancel(struct session *, const char *, int);
 void	listener_release(struct session *);
 void	listener_free(struct listener *);
-void	listener_retry_opens(struct session *);
-void	fwdconn_free(struct fwdconn *);
 struct listener *listener_find(struct relay *, int);
+
+/* conn.c */
+void	conn_accept(struct listener *, int, struct sockaddr *);
+void	conn_close(struct conn *, const char *, ...) PRINTFLIKE(2, 3);
+void	conn_kick_all(struct session *);
+void	conn_close_all(struct session *, const char *);
+void	conn_free_all(struct session *);
+int	conn_bytes(struct session *, uint64_t *, uint64_t *);
 
 #endif

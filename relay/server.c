@@ -1,4 +1,5 @@
 /* The relay's SSH side: host key, ssh_bind, and the listening sockets. */
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -94,13 +95,54 @@ server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	session_accept(arg, fd, sa);
 }
 
-/* Accept errors (EMFILE...) must not stop the loop; log and go on. */
+/* Accept errors: out of descriptors pauses accepting for a moment. */
 static void
 server_accept_error(struct evconnlistener *evl, void *arg)
 {
-	(void)evl;
-	(void)arg;
-	log_warn("accept on ssh port");
+	struct relay *r = arg;
+	size_t i;
+
+	for (i = 0; i < r->nevls; i++)
+		if (r->evls[i] == evl)
+			accept_pause_error(&r->aps[i], "ssh port");
+}
+
+/* The back-off is over: accept again unless max_startups says wait. */
+static void
+server_accept_resume(void *arg)
+{
+	struct relay *r = arg;
+	size_t i;
+
+	if (r->accept_paused || r->quitting)
+		return;
+	for (i = 0; i < r->nevls; i++)
+		if (!r->aps[i].paused)
+			evconnlistener_enable(r->evls[i]);
+}
+
+/*
+ * max_conns as configured, but never more than half the descriptors the
+ * process may open: the rest is for device sessions, listeners, logs.
+ */
+void
+server_limits(struct relay *r)
+{
+	struct rlimit rl;
+	unsigned long cap;
+
+	r->conns_limit = r->conf.max_conns;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		cap = (unsigned long)rl.rlim_cur / 2;
+		if (cap < 1)
+			cap = 1;
+		if (cap < r->conns_limit) {
+			log_warnx("max_conns %lu is more than half the open "
+			    "file limit (%lu): using %lu", r->conf.max_conns,
+			    (unsigned long)rl.rlim_cur, cap);
+			r->conns_limit = cap;
+		}
+	}
 }
 
 /* Listen on every `listen` address. */
@@ -114,6 +156,7 @@ server_listen(struct relay *r)
 	size_t i;
 
 	r->evls = xcalloc(r->conf.nlisten, sizeof *r->evls);
+	r->aps = xcalloc(r->conf.nlisten, sizeof *r->aps);
 	for (i = 0; i < r->conf.nlisten; i++) {
 		struct listen_addr *la = &r->conf.listen[i];
 
@@ -132,6 +175,8 @@ server_listen(struct relay *r)
 			return -1;
 		}
 		evconnlistener_set_error_cb(evl, server_accept_error);
+		accept_pause_init(&r->aps[r->nevls], r->base, evl,
+		    server_accept_resume, r);
 		r->evls[r->nevls++] = evl;
 		log_info("listening on %s port %u", la->host, la->port);
 	}
@@ -144,9 +189,13 @@ server_close(struct relay *r)
 {
 	size_t i;
 
-	for (i = 0; i < r->nevls; i++)
+	for (i = 0; i < r->nevls; i++) {
 		evconnlistener_free(r->evls[i]);
+		accept_pause_clear(&r->aps[i]);
+	}
 	free(r->evls);
+	free(r->aps);
+	r->aps = NULL;
 	r->evls = NULL;
 	r->nevls = 0;
 }
@@ -170,7 +219,7 @@ server_throttle(struct relay *r)
 	for (i = 0; i < r->nevls; i++) {
 		if (full)
 			evconnlistener_disable(r->evls[i]);
-		else
+		else if (!r->aps[i].paused)
 			evconnlistener_enable(r->evls[i]);
 	}
 	/* one line per 10 s: a reconnect storm toggles this constantly */

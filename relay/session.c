@@ -34,18 +34,8 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 void
 session_free(struct session *sess)
 {
-	struct fwdconn *fc;
-	struct pump *p;
-
 	TAILQ_REMOVE(&sess->relay->sessions, sess, entry);
-	while ((p = TAILQ_FIRST(&sess->pumps)) != NULL) {
-		TAILQ_REMOVE(&sess->pumps, p, entry);
-		pump_free(p);
-	}
-	while ((fc = TAILQ_FIRST(&sess->opening)) != NULL) {
-		TAILQ_REMOVE(&sess->opening, fc, entry);
-		fwdconn_free(fc);
-	}
+	conn_free_all(sess);
 	sshio_clear(&sess->io);
 	ssh_disconnect(sess->s);
 	ssh_free(sess->s);
@@ -62,7 +52,6 @@ session_close(struct session *sess, const char *fmt, ...)
 {
 	struct relay *r = sess->relay;
 	uint64_t from_dev, to_dev;
-	struct pump *p;
 	char why[256];
 	va_list ap;
 
@@ -76,13 +65,7 @@ session_close(struct session *sess, const char *fmt, ...)
 		penalty_unauth(r, sess->peer, -1);
 		server_throttle(r);
 	}
-	from_dev = sess->bytes_in;
-	to_dev = sess->bytes_out;
-	TAILQ_FOREACH(p, &sess->pumps, entry) {
-		from_dev += p->bytes_out;
-		to_dev += p->bytes_in;
-		p->dead = 1;
-	}
+	conn_bytes(sess, &from_dev, &to_dev);
 	if (sess->name != NULL)
 		log_info("device %s (%s port %d) closed: %s; %llu bytes from "
 		    "device, %llu to device, up %lld s", sess->name, sess->peer,
@@ -92,39 +75,13 @@ session_close(struct session *sess, const char *fmt, ...)
 	else
 		log_info("connection from %s port %d closed before "
 		    "authentication: %s", sess->peer, sess->peer_port, why);
+	conn_close_all(sess, "device session closed");
 	sess->state = SESSION_CLOSING;
 	listener_release(sess);
 	event_del(sess->ev_timer);
 	event_del(sess->io.ev_rd);
 	event_del(sess->io.ev_wr);
 	event_active(sess->ev_free, EV_TIMEOUT, 0);
-}
-
-/* A forwarded connection finished: count its bytes and free it. */
-void
-session_pump_done(struct pump *p, void *arg)
-{
-	struct session *sess = arg;
-
-	TAILQ_REMOVE(&sess->pumps, p, entry);
-	sess->bytes_in += p->bytes_out;
-	sess->bytes_out += p->bytes_in;
-	log_debug("device %s: connection closed (%s), %llu bytes to device, "
-	    "%llu from device", sess->name, p->why,
-	    (unsigned long long)p->bytes_in, (unsigned long long)p->bytes_out);
-	pump_free(p);
-	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)
-		session_close(sess, "write failed");
-}
-
-/* After the session moved: windows may have opened, output drained. */
-void
-session_kick_pumps(struct session *sess)
-{
-	struct pump *p, *tmp;
-
-	TAILQ_FOREACH_SAFE(p, &sess->pumps, entry, tmp)
-		pump_kick(p);
 }
 
 /* Count a failed auth attempt; too many closes the connection. */
@@ -135,6 +92,36 @@ session_auth_failed(struct session *sess)
 	if (++sess->auth_tries >= sess->relay->conf.max_auth_tries)
 		session_close(sess, "too many authentication attempts (%u)",
 		    sess->auth_tries);
+}
+
+/*
+ * At most max_sessions_per_key authenticated sessions per key: the newest
+ * wins, as it does for ports (a rebooted device's old sessions are dead).
+ */
+static void
+session_limit_key(struct session *sess)
+{
+	struct relay *r = sess->relay;
+	struct session *s, *oldest;
+	unsigned long n;
+
+	for (;;) {
+		n = 0;
+		oldest = NULL;
+		TAILQ_FOREACH(s, &r->sessions, entry) {
+			if (s->state != SESSION_ACTIVE || s->fp == NULL ||
+			    strcmp(s->fp, sess->fp) != 0)
+				continue;
+			n++;
+			if (s != sess && oldest == NULL)
+				oldest = s;	/* the list is oldest first */
+		}
+		if (n <= r->conf.max_sessions_per_key || oldest == NULL)
+			return;
+		session_close(oldest, "replaced by a newer session from %s "
+		    "port %d (max_sessions_per_key %lu)", sess->peer,
+		    sess->peer_port, r->conf.max_sessions_per_key);
+	}
 }
 
 /* Public key auth: the key is the device's identity; the user is ignored. */
@@ -154,7 +141,8 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	if ((ak = authkey_index_key(&r->keyidx, key)) == NULL) {
 		fp = key_fingerprint(key);
 		log_info("refused key %s from %s port %d (user \"%s\"): not in "
-		    "authorized_keys", fp, sess->peer, sess->peer_port, user);
+		    "authorized_keys", fp, sess->peer, sess->peer_port,
+		    esc(user));
 		free(fp);
 		r->refused++;
 		session_auth_failed(sess);
@@ -184,6 +172,7 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	server_throttle(r);
 	log_info("device %s authenticated from %s port %d (key %s)",
 	    sess->name, sess->peer, sess->peer_port, sess->fp);
+	session_limit_key(sess);
 	{
 		struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
 
@@ -192,6 +181,20 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	}
 	sess->last_in_packets = sess->rcount.in_packets;
 	return SSH_AUTH_SUCCESS;
+}
+
+/* The name of an authentication method, for the log. */
+static const char *
+session_auth_method(int m)
+{
+	switch (m) {
+	case SSH_AUTH_METHOD_INTERACTIVE: return "keyboard-interactive";
+	case SSH_AUTH_METHOD_PASSWORD: return "password";
+	case SSH_AUTH_METHOD_HOSTBASED: return "hostbased";
+	case SSH_AUTH_METHOD_GSSAPI_MIC: return "gssapi";
+	case SSH_AUTH_METHOD_PUBLICKEY: return "publickey";
+	default: return "unknown";
+	}
 }
 
 /*
@@ -206,9 +209,36 @@ session_other_message(ssh_session s, ssh_message msg, void *arg)
 
 	const char *what;
 
-	(void)s;
-	if (ssh_message_type(msg) != SSH_REQUEST_CHANNEL_OPEN)
+	switch (ssh_message_type(msg)) {
+	case SSH_REQUEST_AUTH:
+		/*
+		 * keyboard-interactive, hostbased, gssapi...: no callback
+		 * takes them, libssh answers failure; each one counts.
+		 */
+		sess->kex_done = 1;
+		if (sess->state != SESSION_CLOSING) {
+			log_info("%s port %d: refused %s authentication (user "
+			    "\"%s\")", sess->peer, sess->peer_port,
+			    session_auth_method(ssh_message_subtype(msg)),
+			    esc(ssh_message_auth_user(msg)));
+			session_auth_failed(sess);
+		}
 		return 1;
+	case SSH_REQUEST_CHANNEL:
+		/*
+		 * A request on a channel we closed (or that is not open) is
+		 * not answered: a reply after our CLOSE is a protocol error
+		 * for strict peers. On an open channel: refused.
+		 */
+		if (sshio_closed_channel(ssh_message_channel_request_channel(
+		    msg)))
+			return 0;
+		return 1;
+	case SSH_REQUEST_CHANNEL_OPEN:
+		break;
+	default:
+		return 1;
+	}
 	switch (ssh_message_subtype(msg)) {
 	case SSH_CHANNEL_DIRECT_TCPIP: what = "direct-tcpip (ssh -L/-J)"; break;
 	case SSH_CHANNEL_FORWARDED_TCPIP: what = "forwarded-tcpip"; break;
@@ -323,7 +353,7 @@ session_answer_request(ssh_session s, ssh_message msg, void *arg)
 		sess->relay->refused++;
 		log_warnx("device %s (%s): refused forward of port %d "
 		    "(bind address \"%s\"): %s", sess->name, sess->peer, port,
-		    addr ? addr : "", why);
+		    esc(addr), why);
 		ssh_message_reply_default(msg);
 		return;
 	case SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD:
@@ -376,8 +406,6 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 	struct session *sess = arg;
 	struct relay *r = sess->relay;
 	struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
-	struct fwdconn *fc, *tmp;
-	time_t now = time(NULL);
 	int heard;
 
 	(void)fd;
@@ -404,15 +432,6 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 		    sess->ka_missed);
 		return;
 	}
-	TAILQ_FOREACH_SAFE(fc, &sess->opening, entry, tmp) {
-		if (now - fc->started > 30) {
-			log_warnx("device %s: no answer to channel open for "
-			    "%s port %d, dropped", sess->name, fc->peer,
-			    fc->peer_port);
-			TAILQ_REMOVE(&sess->opening, fc, entry);
-			fwdconn_free(fc);
-		}
-	}
 	if (!heard)
 		session_keepalive(sess);
 	if (sshio_flush(&sess->io) == -1) {
@@ -436,7 +455,7 @@ session_io(void *arg, short what)
 		rc = ssh_handle_key_exchange(sess->s);
 		if (rc == SSH_ERROR) {
 			session_close(sess, "key exchange failed: %s",
-			    ssh_get_error(sess->s));
+			    esc(ssh_get_error(sess->s)));
 			return;
 		}
 		if (sess->state == SESSION_CLOSING)
@@ -460,9 +479,9 @@ session_io(void *arg, short what)
 		if (e == NULL || *e == '\0' || strstr(e, "disconnected") ||
 		    strstr(e, "Socket error: disconnected"))
 			session_close(sess, "connection closed by the device%s%s",
-			    e && *e ? ": " : "", e ? e : "");
+			    e && *e ? ": " : "", esc(e));
 		else
-			session_close(sess, "%s", e);
+			session_close(sess, "%s", esc(e));
 		return;
 	}
 	if (sess->state == SESSION_CLOSING)
@@ -476,11 +495,16 @@ session_io(void *arg, short what)
 		    (now.tv_nsec - sess->ka_sent.tv_nsec) / 1000000;
 		sess->ka_sent.tv_sec = 0;
 	}
-	if (sess->state == SESSION_ACTIVE) {
-		listener_retry_opens(sess);
-		session_kick_pumps(sess);
+	if (sess->state == SESSION_ACTIVE)
+		conn_kick_all(sess);
+	if (sess->state != SESSION_CLOSING)
+		sshio_sweep(&sess->io);
+	if (sess->state != SESSION_CLOSING && sess->io.violation[0] != '\0') {
+		session_close(sess, "protocol violation: %s",
+		    sess->io.violation);
+		return;
 	}
-	if (sshio_flush(&sess->io) == -1)
+	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)
 		session_close(sess, "write failed");
 }
 
@@ -513,8 +537,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 	sess->peer_port = port;
 	sess->since = time(NULL);
 	sess->rtt_ms = -1;
-	TAILQ_INIT(&sess->pumps);
-	TAILQ_INIT(&sess->opening);
+	TAILQ_INIT(&sess->conns);
 	TAILQ_INIT(&sess->owned);
 	if ((sess->s = ssh_new()) == NULL)
 		fatalx("ssh_new");
