@@ -311,7 +311,8 @@ class Strict:
         elif ptype not in (91, 92) and cid not in self.t.channels_seen:
             why = "%s for unknown channel %d" % (NAMES.get(ptype, ptype), cid)
         if ptype == MSG_CHANNEL_CLOSE:
-            self.peer_closed.add(cid)
+            with self.lock:
+                self.peer_closed.add(cid)
             self.closes += 1
         if why and self.violation is None:
             self.violation = why
@@ -323,8 +324,12 @@ class Strict:
                 pass
 
     def chanreq(self, chan):
-        """A channel request that wants a reply (some clients send them)."""
+        """A channel request that wants a reply (some clients send them);
+        never on a channel whose CLOSE we have seen or sent, as a correct
+        client (a request the relay's CLOSE crossed on the wire is fine)."""
         with self.lock:
+            if chan.chanid in self.peer_closed or chan.closed:
+                return
             self.pending[chan.chanid] = self.pending.get(chan.chanid, 0) + 1
         raw(self.t, ("byte", bytes([MSG_CHANNEL_REQUEST])),
             ("int", chan.remote_chanid),
@@ -795,7 +800,10 @@ def main():
     ap.add_argument("mode", choices=[
         "noanswer", "unconfirmed", "overrun", "strict", "sessions", "inject",
         "authspam", "banner", "laptops", "hold", "resets", "echo"])
+    ap.add_argument("--debug", help="paramiko debug log to this file")
     a = ap.parse_args()
+    if a.debug and paramiko:
+        paramiko.util.log_to_file(a.debug)
     fn = globals()["cmd_" + a.mode]
     if paramiko is None and a.mode not in ("laptops", "hold", "resets",
                                            "echo", "banner"):

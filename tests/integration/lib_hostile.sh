@@ -118,7 +118,7 @@ rss_check() {
 }
 
 # monitor_start: sample the relay every 0.25 s in the background into $MON_FILE:
-# "time status_rc status_seconds rss_kb cpu_ticks". Needs rss_baseline first.
+# "time status_rc status_seconds rss_kb cpu_ticks open_fds". Needs rss_baseline first.
 monitor_start() {
 	: >"$MON_FILE"
 	(
@@ -126,7 +126,8 @@ monitor_start() {
 			t0=$(date +%s.%N)
 			timeout 1 "$SIMTUN_BIN/simtunctl" -s "$SOCK" status >/dev/null 2>&1
 			rc=$?
-			echo "$t0 $rc $(elapsed "$t0") $(relay_rss_kb) $(relay_cpu_ticks)"
+			echo "$t0 $rc $(elapsed "$t0") $(relay_rss_kb) $(relay_cpu_ticks)" \
+			    "$(ls "/proc/$RELAY_PID/fd" 2>/dev/null | wc -l)"
 			sleep 0.25
 		done
 	) >>"$MON_FILE" 2>/dev/null &
@@ -162,6 +163,9 @@ monitor_cpu_pct() {
 	awk 'NR == 1 { t0 = $1; c0 = $5 } { t1 = $1; c1 = $5 }
 	    END { d = t1 - t0; if (d <= 0) d = 1; printf "%d", (c1 - c0) / d }' "$MON_FILE"
 }
+
+# monitor_peak_fds: the most descriptors the relay held in any sample.
+monitor_peak_fds() { awk 'BEGIN { m = 0 } $6 > m { m = $6 } END { print m }' "$MON_FILE"; }
 
 # relay_log_lines ERE: number of relay log lines matching ERE.
 relay_log_lines() { grep -cE "$1" "$RELAY_LOG"; }

@@ -5,10 +5,12 @@
 #  a) one key (dev3) opens 40 authenticated sessions, one after the other:
 #     only the newest 4 stay open (newest wins), older ones are closed;
 #  b) laptops open 300 connections over the 4 ports of an echo device
-#     (tests/hostile strict, dev2), far more than 128 fds: accept hits
-#     EMFILE.  Meanwhile the relay must not spin (CPU under 30% of a core
-#     once the connections are in) nor flood its log (fewer than 20 "Too
-#     many open files" lines over the whole run);
+#     (tests/hostile strict, dev2) and 100 silent ones to the SSH port, far
+#     more than 128 fds: the relay runs out of descriptors (EMFILE on
+#     accept; or it refuses by its own caps first, but then it must have
+#     used at least 100 fds).  Meanwhile the relay must not spin (CPU under
+#     30% of a core once the connections are in) nor flood its log (fewer
+#     than 20 "Too many open files" lines, under 20000 lines in all);
 #  c) once the laptops are gone the relay recovers by itself: within 5 s a
 #     fresh laptop connection gets its echo, `simtunctl status` answers and
 #     the honest device (4649) is reachable; RSS stayed under +64 MB.
@@ -20,7 +22,7 @@ require_cmds prlimit
 # fdfail MSG: fail, cutting a flooded relay log down first.
 fdfail() { relay_log_trim; fail "$@"; }
 RELAY_WRAPPER="prlimit --nofile=128:128"
-dp_setup "max_sessions_per_key = 4" "max_conns = 100000" \
+dp_setup "max_sessions_per_key = 4" "max_conns = 100000" "max_startups_per_source = 1000" \
     "max_conns_per_source = 100000" "max_conns_per_port = 100000"
 [ "$(awk '/^Max open files/ { print $4 }' "/proc/$RELAY_PID/limits")" = 128 ] ||
     fail "relay not running under an fd limit of 128"
@@ -48,10 +50,13 @@ honest_check "after 40 sessions of one key"
 fi
 
 # b) 300 laptop connections: accept runs out of fds
+lines0=$(wc -l <"$RELAY_LOG")
 hostile "$NS_LAPTOP" laptops laptops --n 300 --ports 4650,4651,4652,4653 --hold 8 --linger
 lap_log=$HOSTILE_LOG
+hostile "$NS_LAPTOP" silent laptops --n 100 --ports "$RELAY_PORT" --hold 8 --linger
+ssh_log=$HOSTILE_LOG
 wait_until 5 grep -q '^opened=' "$lap_log" || fail "laptops did not start"
-log "laptops: $(grep '^opened=' "$lap_log")"
+log "laptops: $(grep '^opened=' "$lap_log"); on the ssh port: $(grep '^opened=' "$ssh_log")"
 # CPU over the quiet part: the connections are in, nothing moves
 sleep 2.5
 t0=$(relay_cpu_ticks); s0=$(now)
@@ -61,8 +66,12 @@ cpu=$(awk -v a="$t0" -v b="$t1" -v d="$dt" 'BEGIN { printf "%d", (b - a) / d }')
 log "laptops: $(grep '^ended=' "$lap_log"); relay CPU ${cpu}% of a core over the last ${dt} s at the fd limit"
 relay_alive || fdfail "relay died at the fd limit"
 emfile=$(grep -c 'Too many open files' "$RELAY_LOG")
-log "\"Too many open files\" lines so far: $emfile"
-[ "$emfile" -ge 1 ] || fail "the relay never hit EMFILE: the test did not reach the fd limit"
+fds=$(monitor_peak_fds)
+lines=$(($(wc -l <"$RELAY_LOG") - lines0))
+log "\"Too many open files\" lines so far: $emfile; relay held up to $fds fds; $lines log lines"
+[ "$emfile" -ge 1 ] || [ "$fds" -ge 100 ] ||
+    fail "the relay never hit EMFILE and held at most $fds fds: the test did not reach the fd limit"
+[ "$lines" -lt 20000 ] || fdfail "relay log flooded: $lines lines at the fd limit"
 [ "$emfile" -lt 20 ] || fdfail "relay log flooded: $emfile \"Too many open files\" lines (want < 20)"
 [ "$cpu" -lt 30 ] || fdfail "relay used ${cpu}% CPU at the fd limit (spinning on accept?)"
 
