@@ -163,15 +163,17 @@ def cmd_unconfirmed(a):
     """Answer opens with DATA/EOF/CLOSE on the relay's id, never confirming.
 
     The kind of misbehaviour rotates per open: data+eof+close at once,
-    data only, close only, eof then data, and the same again after a
-    delay (when the laptop has already reset). Ids never opened get data
-    too. Runs until told to stop."""
-    t = ssh_login(a)
-    t.set_keepalive(1)
+    data only, close only, eof then data then window-adjust, and the same
+    again after a delay (when the laptop has already reset); data for an
+    id never opened follows each. A relay may close the session for it:
+    then we log in again and take the port back, until told to stop."""
     n = [0]
+    sessions = 0
     lock = threading.Lock()
+    stop = stopper()
+    end = time.time() + a.duration
 
-    def misbehave(rid, k):
+    def misbehave(t, rid, k):
         try:
             if k % 2:
                 time.sleep(0.3)
@@ -197,25 +199,37 @@ def cmd_unconfirmed(a):
             # and a channel id the relay never opened
             raw(t, ("byte", bytes([MSG_CHANNEL_DATA])), ("int", rid + 1000),
                 ("string", data))
-        except Exception as e:  # session gone: reported by the main loop
+        except Exception as e:  # session gone: the main loop logs in again
             note("send failed: %s" % e)
 
-    def on_open(tr, m):
-        rid = parse_open(m)[1]
-        with lock:
-            k = n[0]
-            n[0] += 1
-        out(open=k + 1, relay_channel=rid)
-        threading.Thread(target=misbehave, args=(rid, k), daemon=True).start()
-    t._handler_table[MSG_CHANNEL_OPEN] = on_open
-    if not forward(t, a.bind, a.fport):
-        out(forward="refused")
-        return 2
-    out(forward="granted", port=a.fport)
-    stop = stopper()
-    hold(t, a.duration, stop)
-    out(opens=n[0], session="alive" if t.is_active() else "closed")
-    t.close()
+    while time.time() < end and not stop.is_set():
+        try:
+            t = ssh_login(a)
+        except Exception as e:
+            note("login failed: %s" % e)
+            time.sleep(0.2)
+            continue
+        t.set_keepalive(1)
+
+        def on_open(tr, m, t=t):
+            rid = parse_open(m)[1]
+            with lock:
+                k = n[0]
+                n[0] += 1
+            out(open=k + 1, relay_channel=rid)
+            threading.Thread(target=misbehave, args=(t, rid, k),
+                             daemon=True).start()
+        t._handler_table[MSG_CHANNEL_OPEN] = on_open
+        if not forward(t, a.bind, a.fport):
+            out(forward="refused")
+            t.close()
+            time.sleep(0.2)
+            continue
+        sessions += 1
+        out(forward="granted", port=a.fport, session=sessions)
+        hold(t, end - time.time(), stop)
+        t.close()
+    out(opens=n[0], sessions=sessions)
     return 0
 
 
@@ -727,6 +741,7 @@ def cmd_resets(a):
         for s in socks:
             rst_close(s)
         done += 1
+        time.sleep(a.gap)
     out(rounds=done)
     return 0
 
@@ -796,6 +811,7 @@ def main():
     ap.add_argument("--conns", type=int, default=4)
     ap.add_argument("--bytes", type=int, default=1 << 20)
     ap.add_argument("--span", type=float, default=0.3)
+    ap.add_argument("--gap", type=float, default=0, help="resets: pause")
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("mode", choices=[
         "noanswer", "unconfirmed", "overrun", "strict", "sessions", "inject",

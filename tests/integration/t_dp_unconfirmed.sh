@@ -4,8 +4,10 @@
 #     session alive): 16 laptops connect; with channel_open_timeout = 3 the
 #     relay ends each within 10 s and its loop stays responsive;
 #  b) a device that sends CHANNEL_DATA / EOF / CLOSE (and WINDOW_ADJUST, and
-#     data for ids never opened) on channels it never confirmed, while the
-#     laptops connect and reset at once: 40 connections.
+#     data for ids never opened) on channels it never confirmed, while
+#     laptops connect and reset at once (40 connections, 0.1 s apart); if
+#     the relay closes its session for it, it logs in again: at least 8
+#     opens (each kind of misbehaviour, at once and delayed) must reach it.
 # Throughout: the relay survives (ASan-clean: lib.sh fails the test on any
 # sanitizer report), `simtunctl status` answers within 1 s, RSS stays under
 # +64 MB, the honest device (4649) stays reachable.
@@ -39,10 +41,10 @@ kill "$silent_pid" 2>/dev/null
 # b) data / eof / close on unconfirmed channels, laptops resetting at once
 hostile "$NS_LAPTOP" unconfirmed unconfirmed --key "$T/keys/dev2" --fport 4651
 hostile_wait 10 '^forward=granted' || fail "unconfirmed device did not get 4651 (see $HOSTILE_LOG)"
-hostile_fg "$NS_LAPTOP" resets --ports 4651 --rounds 20 --conns 2 --span 0 \
-    --bytes 100 >"$T/resets.out"
+hostile_fg "$NS_LAPTOP" resets --ports 4651 --rounds 40 --conns 1 --span 0 \
+    --bytes 100 --gap 0.1 >"$T/resets.out"
 sleep 1		# the delayed half of the misbehaviour
-log "resets: $(cat "$T/resets.out"); device opens: $(grep -c '^open=' "$T/hostile.unconfirmed.log")"
+log "resets: $(grep '^rounds=' "$T/resets.out"); device opens: $(grep -c '^open=' "$T/hostile.unconfirmed.log"), sessions: $(grep -c '^forward=granted' "$T/hostile.unconfirmed.log")"
 relay_alive || fail "relay died on data/eof/close for unconfirmed channels"
 [ "$(grep -c '^open=' "$T/hostile.unconfirmed.log")" -ge 8 ] ||
     fail "the relay opened fewer than 8 channels to the hostile device: the abuse did not run"
