@@ -294,7 +294,8 @@ class Strict:
         self.a = a
         self.peer_closed = set()
         self.violation = None
-        self.pending = {}       # our raw channel requests awaiting a reply
+        self.pending = {}       # chanid -> names of our requests awaiting
+        self.nreq = 0           # a reply, oldest first
         self.lock = threading.Lock()
         self.channels = 0
         self.closes = 0
@@ -303,25 +304,28 @@ class Strict:
         def read_message():
             ptype, m = orig()
             if 91 <= ptype <= 100:
-                self.check(ptype, m)
+                what = None
                 if ptype in (MSG_CHANNEL_SUCCESS, MSG_CHANNEL_FAILURE):
                     cid = struct.unpack(">I", m.asbytes()[:4])[0]
                     with self.lock:
-                        if self.pending.get(cid, 0) > 0:
-                            self.pending[cid] -= 1
-                            im = Message()
-                            im.add_string(b"")
-                            im.rewind()
-                            return MSG_IGNORE, im
+                        if self.pending.get(cid):
+                            what = self.pending[cid].pop(0)
+                self.check(ptype, m, what)
+                if what is not None:    # our raw request: not paramiko's
+                    im = Message()
+                    im.add_string(b"")
+                    im.rewind()
+                    return MSG_IGNORE, im
             return ptype, m
         t.packetizer.read_message = read_message
 
-    def check(self, ptype, m):
+    def check(self, ptype, m, what=None):
         cid = struct.unpack(">I", m.asbytes()[:4])[0]
         why = None
         if cid in self.peer_closed:
-            why = "%s for channel %d after its CHANNEL_CLOSE" % (
-                NAMES.get(ptype, ptype), cid)
+            why = "%s%s for channel %d after its CHANNEL_CLOSE" % (
+                NAMES.get(ptype, ptype),
+                " (the reply to our %s request)" % what if what else "", cid)
         elif ptype not in (91, 92) and cid not in self.t.channels_seen:
             why = "%s for unknown channel %d" % (NAMES.get(ptype, ptype), cid)
         if ptype == MSG_CHANNEL_CLOSE:
@@ -340,14 +344,19 @@ class Strict:
     def chanreq(self, chan):
         """A channel request that wants a reply (some clients send them);
         never on a channel whose CLOSE we have seen or sent, as a correct
-        client (a request the relay's CLOSE crossed on the wire is fine)."""
+        client (a request the relay's CLOSE crossed on the wire is fine).
+        The name alternates: keepalive@openssh.com (libssh answers it
+        itself) and an unknown one (left to the relay's message code)."""
         with self.lock:
             if chan.chanid in self.peer_closed or chan.closed:
                 return
-            self.pending[chan.chanid] = self.pending.get(chan.chanid, 0) + 1
+            self.nreq += 1
+            name = ("keepalive@openssh.com" if self.nreq % 2 else
+                    "probe@simtun.test")
+            self.pending.setdefault(chan.chanid, []).append(name)
         raw(self.t, ("byte", bytes([MSG_CHANNEL_REQUEST])),
             ("int", chan.remote_chanid),
-            ("string", b"keepalive@openssh.com"), ("boolean", True))
+            ("string", name.encode()), ("boolean", True))
 
     def echo(self, chan):
         """Echo everything back; a connection that starts with "SRC\n"

@@ -16,6 +16,7 @@
 dp_setup "max_auth_tries = 3" "penalty_failures = 6" "penalty_time = 60"
 ip -n "$NS_LAPTOP" addr add 198.18.0.20/24 dev eth0
 ip -n "$NS_LAPTOP" addr add 198.18.0.21/24 dev eth0
+monitor_start
 
 # Both methods are tried before failing, so one run reports both.
 errs=
@@ -50,6 +51,8 @@ case $(kv "$res" banner) in
 SSH-*) log "$LAPTOP_ADDR (not penalized) still gets the banner";;
 *) fail "an innocent address ($LAPTOP_ADDR) gets no banner: $res";;
 esac
+monitor_stop
+monitor_check 64 status "during the auth attempts"
 rss_check 64 "after the auth attempts"
 honest_check "after the penalties"
 relay_alive || fail "relay died"

@@ -16,6 +16,7 @@
 
 dp_setup
 make_key evil
+monitor_start
 hostile "$NS_LAPTOP" inject inject --key "$T/keys/dev2" --badkey "$T/keys/evil" \
     --fport 4650 --badport 4999
 inj_pid=$HOSTILE_PID
@@ -58,6 +59,8 @@ done
 [ "$bad" = 0 ] || fail "peer text reached the log or status unescaped (see above)"
 log "no forged line, no raw control or non-ASCII byte in the log, status or status --json"
 
+monitor_stop
+monitor_check 64 status "during the injection"
 rss_check 64 "after the injection"
 honest_check "after the injection"
 relay_alive || fail "relay died"

@@ -1,8 +1,10 @@
 #!/bin/bash
 # Issue 10, test 8: laptops that reset their connections mid-transfer must
 # not cost a strict device its session.  The device (tests/hostile strict,
-# dev2 on 4650) echoes every byte back and sends a channel request that
-# wants a reply every 0.1 s on each channel; like Go's x/crypto/ssh,
+# dev2 on 4650) echoes every byte back (or streams, for a download) and
+# sends a channel request that wants a reply every 0.1 s on each channel
+# (keepalive@openssh.com, which libssh answers itself, and an unknown
+# one, in turn; never after it saw the relay's CLOSE); like Go's x/crypto/ssh,
 # asyncssh and PuTTY it treats ANY message for a channel after the relay's
 # CHANNEL_CLOSE for it (WINDOW_ADJUST, DATA, CHANNEL_FAILURE, ...) as a
 # protocol error and drops the connection.  16 rounds of 4 laptop
