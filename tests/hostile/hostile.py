@@ -24,7 +24,6 @@ intended, 3 = protocol violation seen (strict), 2 = usage/setup error.
 """
 import argparse
 import os
-import random
 import select
 import signal
 import socket
@@ -38,7 +37,7 @@ try:
     from paramiko.common import (
         MSG_CHANNEL_OPEN, MSG_CHANNEL_OPEN_SUCCESS, MSG_CHANNEL_OPEN_FAILURE,
         MSG_CHANNEL_WINDOW_ADJUST, MSG_CHANNEL_DATA,
-        MSG_CHANNEL_EXTENDED_DATA, MSG_CHANNEL_EOF, MSG_CHANNEL_CLOSE,
+        MSG_CHANNEL_EOF, MSG_CHANNEL_CLOSE,
         MSG_CHANNEL_REQUEST, MSG_CHANNEL_SUCCESS, MSG_CHANNEL_FAILURE,
         MSG_IGNORE, MSG_DISCONNECT)
     from paramiko.message import Message
@@ -581,7 +580,7 @@ def cmd_banner(a):
     """The relay's identification line, or closed/timeout."""
     try:
         s = tcp_connect(a)
-    except Exception as e:
+    except OSError:
         out(banner="connect-failed")
         return 0
     s.settimeout(5)

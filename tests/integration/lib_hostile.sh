@@ -16,7 +16,6 @@ HOSTILE=$REPO_ROOT/tests/hostile/hostile.py
 # show up as RSS growth; keep it small so the RSS bounds mean what they say.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
 SOCK=$T/relay/relay.sock
-HOSTILE_N=0
 HOSTILE_PID=
 HOSTILE_LOG=
 MON_PID=

@@ -52,9 +52,9 @@ fi
 # b) 300 laptop connections: accept runs out of fds
 lines0=$(wc -l <"$RELAY_LOG")
 hostile "$NS_LAPTOP" laptops laptops --n 300 --ports 4650,4651,4652,4653 --hold 8 --linger
-lap_log=$HOSTILE_LOG
+lap_pid=$HOSTILE_PID lap_log=$HOSTILE_LOG
 hostile "$NS_LAPTOP" silent laptops --n 100 --ports "$RELAY_PORT" --hold 8 --linger
-ssh_log=$HOSTILE_LOG
+ssh_pid=$HOSTILE_PID ssh_log=$HOSTILE_LOG
 wait_until 5 grep -q '^opened=' "$lap_log" || fail "laptops did not start"
 log "laptops: $(grep '^opened=' "$lap_log"); on the ssh port: $(grep '^opened=' "$ssh_log")"
 # CPU over the quiet part: the connections are in, nothing moves
@@ -76,7 +76,8 @@ log "\"Too many open files\" lines so far: $emfile; relay held up to $fds fds; $
 [ "$cpu" -lt 30 ] || fdfail "relay used ${cpu}% CPU at the fd limit (spinning on accept?)"
 
 # c) the laptops are gone: recovery without help
-wait_until 6 eval '! kill -0 '"$HOSTILE_PID"' 2>/dev/null' || kill "$HOSTILE_PID" 2>/dev/null
+wait_until 6 eval "! kill -0 $lap_pid 2>/dev/null && ! kill -0 $ssh_pid 2>/dev/null" ||
+    kill "$lap_pid" "$ssh_pid" 2>/dev/null
 t0=$(now)
 wait_until 5 eval 'hostile_fg "$NS_LAPTOP" echo --ports 4651 --bytes 65536 --timeout 2 >"$T/echo1.out"' ||
     fdfail "no echo through 4651 within 5 s after the load went away: $(cat "$T/echo1.out")"

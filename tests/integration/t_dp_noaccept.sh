@@ -28,7 +28,6 @@ log "stuck device (dev2) holds 4650; its service drops every SYN"
 
 monitor_start
 hostile "$NS_LAPTOP" laptops laptops --n 64 --ports 4650 --hold 14
-laptops_pid=$HOSTILE_PID
 hostile_wait 5 '^opened=' || fail "laptops did not start"
 log "laptops: $(grep '^opened=' "$HOSTILE_LOG")"
 

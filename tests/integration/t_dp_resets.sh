@@ -26,7 +26,6 @@ hostile_fg "$NS_LAPTOP" echo --ports 4650 --bytes 65536 >"$T/echo0.out" ||
 monitor_start
 
 hostile "$NS_LAPTOP" resets resets --ports 4650 --rounds 16 --conns 4 --span 0.3 --bytes 1048576
-resets_pid=$HOSTILE_PID
 sleep 2
 honest_check "while laptops reset connections"
 wait_until 20 grep -q '^rounds=' "$HOSTILE_LOG" || fail "resets did not finish (see $HOSTILE_LOG)"
