@@ -5,6 +5,7 @@ raw-TCP laptops that go with it, for the relay's data-path tests.
 Device modes (SSH to the relay, publickey auth, tcpip-forward):
   noanswer     never answers forwarded-tcpip channel opens
   unconfirmed  sends CHANNEL_DATA / EOF / CLOSE on channels it never confirmed
+  late         confirms opens after the relay gave up on them, then floods
   overrun      confirms opens, then sends far more than the granted window
   strict       echo service; exits 3 ("protocol error") on ANY message for a
                channel after the relay's CHANNEL_CLOSE for it, or for a
@@ -278,6 +279,68 @@ def cmd_overrun(a):
     stop = stopper()
     hold(t, a.duration, stop)
     out(total_sent=sum(sent.values()),
+        session="alive" if t.is_active() else "closed")
+    t.close()
+    return 0
+
+
+def cmd_late(a):
+    """Confirm each open only after --delay seconds (past the relay's
+    channel_open_timeout), then send --mb MiB on it ignoring the window.
+    Reports whether the relay closed each late channel (CHANNEL_CLOSE for
+    our id) or the whole session."""
+    t = ssh_login(a)
+    t.set_keepalive(1)
+    lock = threading.Lock()
+    mine_ids = []
+    closed = set()
+    orig = t.packetizer.read_message
+
+    def read_message():
+        ptype, m = orig()
+        if ptype == MSG_CHANNEL_CLOSE:
+            cid = struct.unpack(">I", m.asbytes()[:4])[0]
+            if cid in mine_ids:
+                closed.add(cid)
+                out(relay_closed=cid)
+        return ptype, m
+    t.packetizer.read_message = read_message
+
+    def late(rid, mine, window, maxpkt):
+        time.sleep(a.delay)
+        try:
+            raw(t, ("byte", bytes([MSG_CHANNEL_OPEN_SUCCESS])), ("int", rid),
+                ("int", mine), ("int", 1 << 21), ("int", 32768))
+            out(confirmed=mine, after=a.delay)
+            size = min(maxpkt, 32768) - 64
+            chunk = os.urandom(size)
+            done = 0
+            while done < a.mb * 1024 * 1024 and t.is_active() and \
+                    mine not in closed:
+                raw(t, ("byte", bytes([MSG_CHANNEL_DATA])), ("int", rid),
+                    ("string", chunk))
+                done += size
+            out(channel=mine, sent=done)
+        except Exception as e:
+            note("channel %d: %s" % (mine, e))
+
+    def on_open(tr, m):
+        kind, rid, window, maxpkt = parse_open(m)
+        with lock:
+            mine = 7000 + len(mine_ids)
+            mine_ids.append(mine)
+        tr.channels_seen[mine] = True
+        out(open=len(mine_ids))
+        threading.Thread(target=late, args=(rid, mine, window, maxpkt),
+                         daemon=True).start()
+    t._handler_table[MSG_CHANNEL_OPEN] = on_open
+    if not forward(t, a.bind, a.fport):
+        out(forward="refused")
+        return 2
+    out(forward="granted", port=a.fport)
+    stop = stopper()
+    hold(t, a.duration, stop)
+    out(opens=len(mine_ids), relay_closed=len(closed),
         session="alive" if t.is_active() else "closed")
     t.close()
     return 0
@@ -802,6 +865,8 @@ def main():
     ap.add_argument("--duration", type=float, default=3600)
     ap.add_argument("--channels", type=int, default=3)
     ap.add_argument("--mb", type=int, default=64)
+    ap.add_argument("--delay", type=float, default=5,
+                    help="late: seconds before confirming")
     ap.add_argument("--chanreq", type=float, default=0,
                     help="strict: channel request every N s per channel")
     ap.add_argument("--n", type=int, default=64)
@@ -822,7 +887,8 @@ def main():
     ap.add_argument("--gap", type=float, default=0, help="resets: pause")
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("mode", choices=[
-        "noanswer", "unconfirmed", "overrun", "strict", "sessions", "inject",
+        "noanswer", "unconfirmed", "late", "overrun", "strict", "sessions",
+        "inject",
         "authspam", "banner", "laptops", "hold", "resets", "echo"])
     ap.add_argument("--debug", help="paramiko debug log to this file")
     a = ap.parse_args()

@@ -7,7 +7,11 @@
 #     data for ids never opened) on channels it never confirmed, while
 #     laptops connect and reset at once (40 connections, 0.1 s apart); if
 #     the relay closes its session for it, it logs in again: at least 8
-#     opens (each kind of misbehaviour, at once and delayed) must reach it.
+#     opens (each kind of misbehaviour, at once and delayed) must reach it;
+#  c) a device that confirms opens only after the relay gave up on them
+#     (4 s > channel_open_timeout = 3), then sends 32 MiB on each of 2 late
+#     channels: the relay closes those channels (or the session) instead
+#     of keeping a channel nobody reads.
 # Throughout: the relay survives (ASan-clean: lib.sh fails the test on any
 # sanitizer report), `simtunctl status` answers within 1 s, RSS stays under
 # +64 MB, the honest device (4649) stays reachable.
@@ -50,6 +54,30 @@ relay_alive || fail "relay died on data/eof/close for unconfirmed channels"
     fail "the relay opened fewer than 8 channels to the hostile device: the abuse did not run"
 ctl_responsive 5
 honest_check "after data/eof/close on unconfirmed channels"
+
+# c) late confirmations
+hostile "$NS_LAPTOP" late late --key "$T/keys/dev2" --fport 4652 --delay 4 --mb 32
+late_pid=$HOSTILE_PID late_log=$HOSTILE_LOG
+hostile_wait 10 '^forward=granted' || fail "late device did not get 4652 (see $late_log)"
+hostile "$NS_LAPTOP" laptops2 laptops --n 2 --ports 4652 --hold 6
+wait_until 8 grep -q '^ended=' "$T/hostile.laptops2.log" || fail "laptops (late) did not report"
+res=$(grep '^ended=' "$T/hostile.laptops2.log")
+log "late-confirmed opens, laptops: $res"
+[ "$(kv "$res" ended)" = 2 ] ||
+    fail "$(kv "$res" ended) of 2 laptop connections ended within 6 s (channel_open_timeout = 3)"
+wait_until 8 eval '[ "$(grep -cE "^relay_closed=|^channel=" "$late_log")" -ge 2 ]' ||
+    log "late device still sending"
+kill "$HOSTILE_PID" 2>/dev/null
+kill -TERM "$late_pid" 2>/dev/null
+wait_until 5 grep -q '^opens=' "$late_log" || fail "late device did not report (see $late_log)"
+res=$(grep '^opens=' "$late_log")
+log "late device: $(grep -E '^(confirmed|channel|relay_closed)=' "$late_log" | tr '\n' ' ')$res"
+relay_alive || fail "relay died on late confirmations"
+[ "$(kv "$res" opens)" -ge 2 ] || fail "the late device got $(kv "$res" opens) opens, want 2"
+[ "$(kv "$res" relay_closed)" -ge 2 ] || [ "$(kv "$res" session)" = closed ] ||
+    fail "the relay kept channels it had given up on open: $res"
+ctl_responsive 3
+honest_check "after late confirmations"
 monitor_stop
 monitor_check 64 status "during the whole test"
 rss_check 64 "at the end"
