@@ -593,9 +593,10 @@ def cmd_inject(a):
 
 
 def cmd_authspam(a):
-    """--tries attempts of --method in one connection; reports how many
-    were sent and how many USERAUTH_FAILURE answers came back before the
-    relay closed the connection."""
+    """--tries attempts of --method in one connection (with --pipeline all
+    but the first sent at once); reports how many were sent and how many
+    USERAUTH_FAILURE answers came back before the relay closed the
+    connection."""
     try:
         t = HTransport(tcp_connect(a))
     except Exception as e:
@@ -618,6 +619,22 @@ def cmd_authspam(a):
     sent = 0
     for i in range(a.tries):
         if not t.is_active():
+            break
+        if a.pipeline and i == 1:
+            # the rest in one burst, without waiting for answers: a
+            # relay that closes at the limit must not answer the others
+            for j in range(1, a.tries):
+                if a.method == "password":
+                    raw(t, ("byte", bytes([50])), ("string", a.user),
+                        ("string", "ssh-connection"), ("string", "password"),
+                        ("boolean", False), ("string", "hunter%d" % j))
+                else:
+                    raw(t, ("byte", bytes([50])), ("string", a.user),
+                        ("string", "ssh-connection"),
+                        ("string", "keyboard-interactive"), ("string", ""),
+                        ("string", ""))
+                sent += 1
+            time.sleep(1.5)
             break
         sent += 1
         try:
@@ -872,6 +889,8 @@ def main():
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--settle", type=float, default=2)
     ap.add_argument("--tries", type=int, default=10)
+    ap.add_argument("--pipeline", action="store_true",
+                    help="authspam: all but the first attempt in one burst")
     ap.add_argument("--method", default="keyboard-interactive",
                     choices=["keyboard-interactive", "password"])
     ap.add_argument("--ports", default="4650")

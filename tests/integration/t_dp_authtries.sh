@@ -3,7 +3,8 @@
 # max_auth_tries and the penalty box, like failed public keys.  With
 # max_auth_tries = 3 and penalty_failures = 6, from two laptop addresses
 # (198.18.0.20 keyboard-interactive, 198.18.0.21 password; tests/hostile
-# authspam, 10 tries per connection):
+# authspam, 10 tries per connection, the second connection sending 9 of
+# them in one burst without waiting for answers):
 #  - each connection is closed after at most 3 answered attempts;
 #  - after two such connections (6 failures) the address is penalized:
 #    a third connection gets no SSH banner, and the relay logs it;
@@ -24,8 +25,9 @@ err() { log "ERROR: $*"; errs="$errs${errs:+; }$*"; }
 for pair in keyboard-interactive:198.18.0.20 password:198.18.0.21; do
 	method=${pair%%:*} src=${pair#*:}
 	for conn in 1 2; do
+		# the second connection sends 9 of its attempts in one burst
 		res=$(hostile_fg "$NS_LAPTOP" authspam --src "$src" --method "$method" \
-		    --user root --tries 10)
+		    --user root --tries 10 $([ "$conn" = 2 ] && echo --pipeline))
 		log "$method from $src, connection $conn: $res"
 		if [ "$(kv "$res" connect)" != ok ]; then
 			err "$method connection $conn from $src refused before any attempt"
