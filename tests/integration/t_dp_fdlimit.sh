@@ -22,8 +22,9 @@ require_cmds prlimit
 # fdfail MSG: fail, cutting a flooded relay log down first.
 fdfail() { relay_log_trim; fail "$@"; }
 RELAY_WRAPPER="prlimit --nofile=128:128"
-dp_setup "max_sessions_per_key = 4" "max_conns = 100000" "max_startups_per_source = 1000" \
-    "max_conns_per_source = 100000" "max_conns_per_port = 100000"
+dp_setup "max_sessions_per_key = 4" "max_conns = 100000" \
+    "max_conns_per_source = 100000" "max_conns_per_port = 100000" \
+    "max_startups_per_source = 1000"
 [ "$(awk '/^Max open files/ { print $4 }' "/proc/$RELAY_PID/limits")" = 128 ] ||
     fail "relay not running under an fd limit of 128"
 
@@ -56,6 +57,7 @@ lap_pid=$HOSTILE_PID lap_log=$HOSTILE_LOG
 hostile "$NS_LAPTOP" silent laptops --n 100 --ports "$RELAY_PORT" --hold 8 --linger
 ssh_pid=$HOSTILE_PID ssh_log=$HOSTILE_LOG
 wait_until 5 grep -q '^opened=' "$lap_log" || fail "laptops did not start"
+wait_until 5 grep -q '^opened=' "$ssh_log" || fail "laptops on the ssh port did not start"
 log "laptops: $(grep '^opened=' "$lap_log"); on the ssh port: $(grep '^opened=' "$ssh_log")"
 # CPU over the quiet part: the connections are in, nothing moves
 sleep 2.5

@@ -2,10 +2,11 @@
 # Issue 10, test 1: a stock `ssh -N -R 4650:127.0.0.1:7000` device whose
 # service never accepts (the device's kernel drops every SYN to :7000, so
 # ssh never answers the relay's channel opens; it sends keepalives every
-# 2 s, as autossh setups do), and 64 laptops connect to 4650 at once.  With channel_open_timeout = 3 every laptop connection is
-# ended by the relay within 10 s; meanwhile and after, the relay's loop
-# answers `simtunctl status` within 1 s, its RSS stays under +64 MB and the
-# honest device (4649) stays reachable.
+# 2 s, as autossh setups do), and 64 laptops connect to 4650 at once.
+# With channel_open_timeout = 3 every laptop connection is ended by the
+# relay within 10 s; meanwhile and after, the relay's loop answers
+# `simtunctl status` within 1 s, its RSS stays under +64 MB, the honest
+# device (4649) stays reachable, and the stuck device keeps its session.
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/lib_hostile.sh"
 
