@@ -17,8 +17,10 @@ Device modes (SSH to the relay, publickey auth, tcpip-forward):
   banner       print the relay's banner line, or "closed" if it refuses us
 Laptop modes (plain TCP to a device port):
   laptops      open N connections, hold them, report when each one ended
-  resets       send data then reset (SO_LINGER 0), R rounds of C connections
-  echo         send random bytes, expect them back byte-exact
+  hold         open N connections that never read, until told to stop
+  resets       R rounds of C connections that upload or download (from the
+               strict device) and reset mid-transfer (SO_LINGER 0)
+  echo         send random bytes, expect them back byte-exact (strict device)
 
 Every mode prints "key=value" result lines on stdout; exit 0 = ran as
 intended, 3 = protocol violation seen (strict), 2 = usage/setup error.

@@ -5,9 +5,10 @@
 #     relay ends each within 10 s and its loop stays responsive;
 #  b) a device that sends CHANNEL_DATA / EOF / CLOSE (and WINDOW_ADJUST, and
 #     data for ids never opened) on channels it never confirmed, while
-#     laptops connect and reset at once (40 connections, 0.1 s apart); if
-#     the relay closes its session for it, it logs in again: at least 8
-#     opens (each kind of misbehaviour, at once and delayed) must reach it;
+#     laptops connect and reset at once (0.1 s apart, until 16 opens
+#     reached the device, at most 12 s); if the relay closes its session
+#     for it, it logs in again: at least 8 opens (each kind of
+#     misbehaviour, at once and delayed) must reach it;
 #  c) a device that confirms opens only after the relay gave up on them
 #     (4 s > channel_open_timeout = 3), then sends 32 MiB on each of 2 late
 #     channels: the relay closes those channels (or the session) instead
@@ -45,10 +46,16 @@ kill "$silent_pid" 2>/dev/null
 # b) data / eof / close on unconfirmed channels, laptops resetting at once
 hostile "$NS_LAPTOP" unconfirmed unconfirmed --key "$T/keys/dev2" --fport 4651
 hostile_wait 10 '^forward=granted' || fail "unconfirmed device did not get 4651 (see $HOSTILE_LOG)"
-hostile_fg "$NS_LAPTOP" resets --ports 4651 --rounds 40 --conns 1 --span 0 \
-    --bytes 100 --gap 0.1 >"$T/resets.out"
+# laptops connect and reset at once, 0.1 s apart, until 16 opens reached
+# the device (each kind of misbehaviour twice) or 12 s passed
+t0=$(now)
+while [ "$(grep -c '^open=' "$T/hostile.unconfirmed.log")" -lt 16 ] &&
+    awk -v e="$(elapsed "$t0")" 'BEGIN { exit !(e < 12) }'; do
+	hostile_fg "$NS_LAPTOP" resets --ports 4651 --rounds 5 --conns 1 --span 0 \
+	    --bytes 100 --gap 0.1 >>"$T/resets.out"
+done
 sleep 1		# the delayed half of the misbehaviour
-log "resets: $(grep '^rounds=' "$T/resets.out"); device opens: $(grep -c '^open=' "$T/hostile.unconfirmed.log"), sessions: $(grep -c '^forward=granted' "$T/hostile.unconfirmed.log")"
+log "resets: $(($(grep -c '^rounds=' "$T/resets.out") * 5)) connections; device opens: $(grep -c '^open=' "$T/hostile.unconfirmed.log"), sessions: $(grep -c '^forward=granted' "$T/hostile.unconfirmed.log")"
 relay_alive || fail "relay died on data/eof/close for unconfirmed channels"
 [ "$(grep -c '^open=' "$T/hostile.unconfirmed.log")" -ge 8 ] ||
     fail "the relay opened fewer than 8 channels to the hostile device: the abuse did not run"
