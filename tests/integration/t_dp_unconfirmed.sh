@@ -49,7 +49,7 @@ hostile_wait 10 '^forward=granted' || fail "unconfirmed device did not get 4651 
 # laptops connect and reset at once, 0.1 s apart, until 16 opens reached
 # the device (each kind of misbehaviour twice) or 12 s passed
 t0=$(now)
-while [ "$(grep -c '^open=' "$T/hostile.unconfirmed.log")" -lt 16 ] &&
+while relay_alive && [ "$(grep -c '^open=' "$T/hostile.unconfirmed.log")" -lt 16 ] &&
     awk -v e="$(elapsed "$t0")" 'BEGIN { exit !(e < 12) }'; do
 	hostile_fg "$NS_LAPTOP" resets --ports 4651 --rounds 5 --conns 1 --span 0 \
 	    --bytes 100 --gap 0.1 >>"$T/resets.out"
