@@ -1,7 +1,9 @@
 #!/bin/bash
 # Issue 10, test 5 (relay part): peer text cannot forge log lines or put
-# raw control bytes into the log or the status output.  tests/hostile
-# inject sends, with newlines, CR, ESC sequences, BEL, bytes >= 0x80 and a
+# raw control bytes into the log or the status output.  A key whose
+# comment has bytes >= 0x80 is added (reload) and logs in; and
+# tests/hostile inject sends, with newlines, CR, ESC sequences, BEL, bytes
+# >= 0x80 and a
 # forged line "\n<time> simtun-relay: device dev2 authenticated from
 # 6.6.6.6 ...": the login name (unknown key, and the device's own key), the
 # client banner, a DISCONNECT message before and after auth, and the bind
@@ -17,6 +19,15 @@
 dp_setup
 make_key evil
 monitor_start
+
+# A key whose comment (the device name) carries bytes >= 0x80 (UTF-8 and not),
+# added by a reload: refused or shown escaped, never raw.
+make_key hiname
+printf 'restrict,permitlisten="4653" %s dev-\xc3\xa9\xff\n' \
+    "$(cut -d' ' -f1,2 "$T/keys/hiname.pub")" >>"$T/relay/authorized_keys"
+kill -HUP "$RELAY_PID"
+wait_until 5 grep -q 'reloaded' "$RELAY_LOG" || fail "relay did not reload authorized_keys"
+hostile "$NS_LAPTOP" hiname strict --key "$T/keys/hiname" --fport 4653 --duration 30
 hostile "$NS_LAPTOP" inject inject --key "$T/keys/dev2" --badkey "$T/keys/evil" \
     --fport 4650 --badport 4999
 inj_pid=$HOSTILE_PID
