@@ -27,8 +27,8 @@ sleep 2
 ctl_responsive 3
 honest_check "while the device overruns its window"
 # until every channel finished sending (or the relay cut it off)
-wait_until 20 eval '[ "$(grep -c "^channel=" "$ovr_log")" -ge 3 ]' ||
-    log "device still sending after 20 s"
+wait_until 10 eval '[ "$(grep -c "^channel=" "$ovr_log")" -ge 3 ]' ||
+    log "device still sending after 10 s"
 sleep 1
 log "device: $(grep -E '^channel=|send failed' "$ovr_log" | tr '\n' ';')"
 relay_alive || fail "relay died"
