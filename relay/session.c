@@ -1,4 +1,6 @@
 /* One SSH connection on the relay: handshake, auth, requests, keepalive. */
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,9 +91,16 @@ static void
 session_auth_failed(struct session *sess)
 {
 	penalty_auth_failed(sess->relay, sess->peer);
-	if (++sess->auth_tries >= sess->relay->conf.max_auth_tries)
+	if (++sess->auth_tries >= sess->relay->conf.max_auth_tries) {
 		session_close(sess, "too many authentication attempts (%u)",
 		    sess->auth_tries);
+		/*
+		 * libssh goes on answering the requests it has already
+		 * read in this pass; with the socket shut, none of those
+		 * answers reaches the client: the limit is the limit.
+		 */
+		shutdown(sess->io.fd, SHUT_RDWR);
+	}
 }
 
 /*

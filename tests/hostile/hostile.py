@@ -409,14 +409,17 @@ class Strict:
         """A channel request that wants a reply (some clients send them);
         never on a channel whose CLOSE we have seen or sent, as a correct
         client (a request the relay's CLOSE crossed on the wire is fine).
-        The name alternates: keepalive@openssh.com (libssh answers it
-        itself) and an unknown one (left to the relay's message code)."""
+        The name is an unknown one, left to the relay's message code.
+        Not keepalive@openssh.com: libssh 0.10.6 answers that one on a
+        channel itself, before any callback, so a request of that name
+        crossing the relay's CLOSE still gets a CHANNEL_FAILURE (none of
+        the strict clients, Go, asyncssh, PuTTY, sends it on a channel;
+        their keepalives are global requests or SSH_MSG_IGNORE)."""
         with self.lock:
             if chan.chanid in self.peer_closed or chan.closed:
                 return
             self.nreq += 1
-            name = ("keepalive@openssh.com" if self.nreq % 2 else
-                    "probe@simtun.test")
+            name = "probe@simtun.test"
             self.pending.setdefault(chan.chanid, []).append(name)
         raw(self.t, ("byte", bytes([MSG_CHANNEL_REQUEST])),
             ("int", chan.remote_chanid),
