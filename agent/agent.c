@@ -64,8 +64,6 @@ agent_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent *a = arg;
 
-	(void)fd;
-	(void)what;
 	a->waiting = 0;
 	a->cycle_tried = 0;
 	agent_attempt(a, a->cycle_start);
@@ -139,7 +137,6 @@ agent_probed(struct probe *p, int ok, const char *cause, void *arg)
 {
 	struct agent *a = arg;
 
-	(void)p;
 	a->probe = NULL;
 	if (a->sess == NULL || !session_is_up(a->sess) || a->cur == 0)
 		return;
@@ -161,8 +158,6 @@ agent_probe_cb(evutil_socket_t fd, short what, void *arg)
 	struct agent *a = arg;
 	struct dial_target t;
 
-	(void)fd;
-	(void)what;
 	if (a->probe != NULL || a->sess == NULL || !session_is_up(a->sess) ||
 	    a->cur == 0 || a->stopping)
 		return;
@@ -290,8 +285,6 @@ agent_netlink_cb(evutil_socket_t fd, short what, void *arg)
 	struct agent *a = arg;
 	struct dial_target t;
 
-	(void)fd;
-	(void)what;
 	if (a->stopping)
 		return;
 	if (a->waiting) {
@@ -327,9 +320,6 @@ agent_netlink_changed(void *arg)
 static void
 agent_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
 	sd_notify(0, "WATCHDOG=1");
 }
 

@@ -76,8 +76,6 @@ dial_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dial *d = arg;
 
-	(void)fd;
-	(void)what;
 	d->cb(d, d->result, d->cause, d->arg);
 	dial_free(d);
 }
@@ -89,8 +87,6 @@ dial_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct dial *d = arg;
 	char why[256];
 
-	(void)fd;
-	(void)what;
 	if (d->resolving)
 		snprintf(why, sizeof why, "resolving %s timed out after %u s",
 		    d->host, d->timeout);
@@ -117,7 +113,6 @@ dial_conn_cb(evutil_socket_t fd, short what, void *arg)
 	socklen_t len = sizeof(int);
 	int err = 0;
 
-	(void)what;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err == 0) {

@@ -45,7 +45,6 @@ main_sigterm(evutil_socket_t sig, short what, void *arg)
 {
 	struct agent *a = arg;
 
-	(void)what;
 	log_info("signal %d: disconnecting and exiting", (int)sig);
 	sd_notify(0, "STOPPING=1");
 	agent_stop(a);
@@ -60,8 +59,6 @@ main_sighup(evutil_socket_t sig, short what, void *arg)
 	struct agent_config *c;
 	char err[1024];
 
-	(void)sig;
-	(void)what;
 	sd_notify(0, "RELOADING=1");
 	if ((c = config_load(conf_file, err, sizeof err)) == NULL)
 		log_error("reload failed, keeping the running configuration: "

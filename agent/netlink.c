@@ -62,7 +62,6 @@ netlink_read(evutil_socket_t fd, short what, void *arg)
 	int changed = 0;
 	unsigned int len;
 
-	(void)what;
 	for (;;) {
 		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
 		if (n == -1) {

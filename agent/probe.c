@@ -59,8 +59,6 @@ probe_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct probe *p = arg;
 
-	(void)fd;
-	(void)what;
 	p->cb(p, p->ok, p->cause, p->arg);
 	probe_free(p);
 }
@@ -69,8 +67,6 @@ probe_done_cb(evutil_socket_t fd, short what, void *arg)
 static void
 probe_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
-	(void)what;
 	probe_report(arg, 0, "no ssh banner from the relay in time");
 }
 
@@ -81,7 +77,6 @@ probe_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct probe *p = arg;
 	ssize_t n;
 
-	(void)what;
 	n = read(fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -105,7 +100,6 @@ probe_dialed(struct dial *d, int fd, const char *cause, void *arg)
 {
 	struct probe *p = arg;
 
-	(void)d;
 	p->dial = NULL;
 	if (fd == -1) {
 		probe_report(p, 0, cause);

@@ -235,8 +235,6 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *sess = arg;
 
-	(void)fd;
-	(void)what;
 	session_close(sess, 1, "relay did not finish the ssh handshake in "
 	    "time");
 }
@@ -402,8 +400,6 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *sess = arg;
 	uint64_t out;
 
-	(void)fd;
-	(void)what;
 	if (sess->state != SESS_UP)
 		return;
 	if (sess->ka_out) {
@@ -729,7 +725,6 @@ session_io(void *arg, short what)
 {
 	struct session *sess = arg;
 
-	(void)what;
 	if (sess->state == SESS_DEAD)
 		return;
 	session_step(sess);

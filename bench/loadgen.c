@@ -229,8 +229,6 @@ dev_ka_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dev *d = arg;
 
-	(void)fd;
-	(void)what;
 	if (d->state != DEV_UP)
 		return;
 	ssh_send_keepalive(d->s);
@@ -244,8 +242,6 @@ dev_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dev *d = arg;
 
-	(void)fd;
-	(void)what;
 	if (d->state == DEV_WAIT) {
 		nwaiting--;
 		d->state = DEV_IDLE;
@@ -264,7 +260,6 @@ dev_io_cb(evutil_socket_t fd, short what, void *arg)
 	long nolog = SSH_LOG_NOLOG;
 	int no = 0;
 
-	(void)fd;
 	if (d->state == DEV_DIAL) {
 		if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
 		    err != 0) {
@@ -287,7 +282,6 @@ dev_io_cb(evutil_socket_t fd, short what, void *arg)
 		d->state = DEV_KEX;
 		event_add(d->ev_rd, NULL);
 	}
-	(void)what;
 	dev_step(d);
 }
 
@@ -411,7 +405,6 @@ static volatile sig_atomic_t go;
 static void
 on_usr1(int sig)
 {
-	(void)sig;
 	go = 1;
 }
 
@@ -419,9 +412,6 @@ on_usr1(int sig)
 static void
 stat_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
 	out("STAT up=%d connecting=%d waiting=%d attempts=%lu failures=%lu",
 	    nup, nconnecting, nwaiting, attempts, failures);
 }

@@ -88,7 +88,6 @@ control_read_cb(struct bufferevent *bev, void *arg)
 static void
 control_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	(void)what;
 	control_client_free(bev, arg);
 }
 
@@ -102,9 +101,6 @@ control_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	struct bufferevent *bev;
 	struct timeval tv = { CONTROL_TIMEOUT, 0 };
 
-	(void)evl;
-	(void)sa;
-	(void)salen;
 	if (ctl->nclients >= CONTROL_MAX_CLIENTS) {
 		close(fd);
 		return;

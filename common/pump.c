@@ -34,8 +34,6 @@ pump_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pump *p = arg;
 
-	(void)fd;
-	(void)what;
 	p->done(p, p->owner);
 }
 
@@ -175,8 +173,6 @@ pump_ch_close(ssh_session s, ssh_channel ch, void *arg)
 {
 	struct pump *p = arg;
 
-	(void)s;
-	(void)ch;
 	p->ch_eof = 1;
 	p->ch_closed = 1;
 	pump_try_close(p);
@@ -251,7 +247,6 @@ pump_rd_cb(evutil_socket_t fd, short what, void *arg)
 	uint32_t win;
 	ssize_t n;
 
-	(void)what;
 	if (!pump_can_read(p)) {
 		event_del(p->ev_rd);
 		return;
@@ -282,8 +277,6 @@ pump_wr_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pump *p = arg;
 
-	(void)fd;
-	(void)what;
 	pump_kick(p);
 	sshio_flush(p->io);
 }

@@ -32,7 +32,6 @@ sshio_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct sshio *io = arg;
 
-	(void)fd;
 	io->cb(io->arg, what);
 }
 

@@ -16,7 +16,6 @@ control_ports(struct relay *r, struct session *sess, char *buf, size_t len)
 	size_t off = 0;
 
 	buf[0] = '\0';
-	(void)r;
 	TAILQ_FOREACH(l, &sess->owned, sentry) {
 		if (off >= len)
 			break;

@@ -150,7 +150,6 @@ listener_cancel(struct session *sess, const char *addr, int port)
 {
 	struct listener *l;
 
-	(void)addr;
 	if ((l = listener_find(sess->relay, port)) == NULL ||
 	    l->owner != sess)
 		return -1;

@@ -36,7 +36,6 @@ main_quit(evutil_socket_t sig, short what, void *arg)
 	struct relay *r = arg;
 	struct session *sess, *tmp;
 
-	(void)what;
 	log_info("signal %d: shutting down", (int)sig);
 	sd_notify(0, "STOPPING=1");
 	r->quitting = 1;
@@ -88,8 +87,6 @@ main_reload_config(struct relay *r)
 static void
 main_reload(evutil_socket_t sig, short what, void *arg)
 {
-	(void)sig;
-	(void)what;
 	sd_notify(0, "RELOADING=1");
 	main_reload_config(arg);
 	session_reload_keys(arg);
@@ -104,8 +101,6 @@ main_tick(evutil_socket_t fd, short what, void *arg)
 	struct session *sess;
 	unsigned int n = 0;
 
-	(void)fd;
-	(void)what;
 	penalty_gc();
 	TAILQ_FOREACH(sess, &r->sessions, entry)
 		if (sess->state == SESSION_ACTIVE)

@@ -149,7 +149,6 @@ penalty_unauth(struct relay *r, const char *addr, int delta)
 {
 	struct source *src;
 
-	(void)r;
 	if ((src = source_get(addr, delta > 0)) == NULL)
 		return;
 	if (delta > 0)

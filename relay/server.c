@@ -90,8 +90,6 @@ static void
 server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	(void)evl;
-	(void)salen;
 	session_accept(arg, fd, sa);
 }
 

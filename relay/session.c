@@ -27,8 +27,6 @@ session_authkey(struct session *sess)
 static void
 session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
-	(void)what;
 	session_free(arg);
 }
 
@@ -143,7 +141,6 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	struct authkey *ak;
 	char *fp;
 
-	(void)s;
 	sess->kex_done = 1;
 	if (sess->state == SESSION_CLOSING)
 		return SSH_AUTH_DENIED;
@@ -267,7 +264,6 @@ session_open_session(ssh_session s, void *arg)
 {
 	struct session *sess = arg;
 
-	(void)s;
 	log_info("%s (%s port %d): refused a shell/exec session (the relay "
 	    "only takes reverse forwards; use ssh -N)", sess->name ?
 	    sess->name : "unauthenticated client", sess->peer, sess->peer_port);
@@ -284,8 +280,6 @@ session_auth_none(ssh_session s, const char *user, void *arg)
 {
 	struct session *sess = arg;
 
-	(void)s;
-	(void)user;
 	sess->kex_done = 1;
 	if (sess->state != SESSION_CLOSING && sess->none_seen++ > 0)
 		session_auth_failed(sess);
@@ -299,9 +293,6 @@ session_auth_password(ssh_session s, const char *user, const char *pw,
 {
 	struct session *sess = arg;
 
-	(void)s;
-	(void)user;
-	(void)pw;
 	sess->kex_done = 1;
 	if (sess->state != SESSION_CLOSING)
 		session_auth_failed(sess);
@@ -324,7 +315,6 @@ session_request_done(ssh_message msg)
 	    t == SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD)
 		free((char *)ssh_message_global_request_address(msg));
 #else
-	(void)msg;
 #endif
 }
 
@@ -344,7 +334,6 @@ session_answer_request(ssh_session s, ssh_message msg, void *arg)
 	const char *addr, *why = NULL;
 	int port;
 
-	(void)s;
 	switch (ssh_message_subtype(msg)) {
 	case SSH_GLOBAL_REQUEST_TCPIP_FORWARD:
 		addr = ssh_message_global_request_address(msg);
@@ -417,8 +406,6 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
 	int heard;
 
-	(void)fd;
-	(void)what;
 	if (sess->state == SESSION_CLOSING)
 		return;
 	if (sess->state != SESSION_ACTIVE) {
@@ -457,7 +444,6 @@ session_io(void *arg, short what)
 	struct session *sess = arg;
 	int rc;
 
-	(void)what;
 	if (sess->state == SESSION_CLOSING)
 		return;
 	if (sess->state == SESSION_KEX) {

@@ -11,8 +11,6 @@
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc;
-	(void)argv;
 	log_init("fuzz_agent_config", 0);
 	ssh_init();
 	return 0;

@@ -46,8 +46,6 @@ fuzz_check_key(struct authkeys *list, struct authkey *ak)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc;
-	(void)argv;
 	log_init("fuzz_authkeys", 0);
 	return 0;
 }

@@ -31,9 +31,6 @@ static struct event_base *fuzz_base;
 static void
 fuzz_nop(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
-	(void)what;
-	(void)arg;
 }
 
 /* A session as session.c leaves it once the device is authenticated. */
@@ -215,8 +212,6 @@ fuzz_json_value(const char *p, int depth)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc;
-	(void)argv;
 	log_init("fuzz_control", 0);
 	if ((fuzz_base = event_base_new()) == NULL)
 		fatalx("event_base_new");

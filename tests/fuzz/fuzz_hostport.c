@@ -135,8 +135,6 @@ fuzz_match(const char *s)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc;
-	(void)argv;
 	log_init("fuzz_hostport", 0);
 	return 0;
 }

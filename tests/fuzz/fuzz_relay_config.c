@@ -38,8 +38,6 @@ fuzz_check_addrlist(const char *list)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	(void)argc;
-	(void)argv;
 	log_init("fuzz_relay_config", 0);
 	return 0;
 }

@@ -85,8 +85,6 @@ int
 ssh_channel_read_timeout(ssh_channel ch, void *dest, uint32_t count,
     int is_stderr, int timeout_ms)
 {
-	(void)is_stderr;
-	(void)timeout_ms;
 	return evbuffer_remove(ch->held, dest, count);
 }
 
@@ -114,7 +112,6 @@ ssh_channel_free(ssh_channel ch)
 int
 ssh_get_poll_flags(ssh_session s)
 {
-	(void)s;
 	return write_pending ? SSH_WRITE_PENDING : 0;
 }
 
