@@ -39,7 +39,7 @@ forward_done(struct pump *p, void *arg)
 	    p->bytes_out, p->bytes_in);
 	TAILQ_REMOVE(&fc->pumps, p, entry);
 	fc->n--;
-	pump_free(p);
+	pump_free(p, NULL, NULL);
 	/*
 	 * pump_free queued our CHANNEL_CLOSE. Push it out now: while it sits
 	 * in libssh, every other pump sees "write pending" and stops reading,
@@ -165,6 +165,6 @@ forward_free_all(struct fwd_chans *fc)
 	while ((p = TAILQ_FIRST(&fc->pumps)) != NULL) {
 		TAILQ_REMOVE(&fc->pumps, p, entry);
 		fc->n--;
-		pump_free(p);
+		pump_free(p, NULL, NULL);
 	}
 }

@@ -809,6 +809,7 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	ssh_set_message_callback(sess->s, session_message, sess);
 	ssh_set_blocking(sess->s, 0);
 	sshio_init(&sess->io, sess->base, sess->s, fd, session_io, sess);
+	sess->io.max_graves = SSHIO_MAX_GRAVES;	/* the relay's are bounded by its caps */
 	sess->io_init = 1;
 	sess->state = SESS_HANDSHAKE;
 	tv.tv_sec = 2 * config_connect_timeout(c);

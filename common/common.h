@@ -160,6 +160,7 @@ int	 net_resolve_listen(const char *, uint16_t, struct sockaddr_storage *,
  * gets a callback on every readiness event and decides what to do
  * (key exchange, connect, or sshio_poll), then calls sshio_flush.
  */
+struct evbuffer;
 struct sshio_grave;
 TAILQ_HEAD(sshio_graves, sshio_grave);
 struct sshio {
@@ -173,6 +174,8 @@ struct sshio {
 	void		*arg;
 	struct sshio_graves graves;	/* channels we closed, see sshio_bury */
 	unsigned int	 ngraves;
+	unsigned int	 max_graves;	/* more is a violation; 0: no limit */
+	int		 cleared;	/* sshio_clear ran */
 	char		 violation[128]; /* set when the peer broke the rules */
 };
 void	sshio_init(struct sshio *, struct event_base *, ssh_session, int,
@@ -181,11 +184,12 @@ int	sshio_attach(struct sshio *);
 int	sshio_poll(struct sshio *);
 int	sshio_flush(struct sshio *);
 int	sshio_write_pending(struct sshio *);
-void	sshio_bury(struct sshio *, ssh_channel, int);
+void	sshio_bury(struct sshio *, ssh_channel, int, void (*)(void *),
+	    void *);
+void	sshio_prime(ssh_channel, struct evbuffer *);
 void	sshio_sweep(struct sshio *);
 void	sshio_violation(struct sshio *, const char *, ...) PRINTFLIKE(2, 3);
 int	sshio_closed_channel(ssh_channel);
-void	sshio_forget_channels(struct sshio *);
 void	sshio_clear(struct sshio *);
 
 /*
@@ -197,6 +201,7 @@ void	sshio_clear(struct sshio *);
  */
 #define SSHIO_CHANNEL_MAX	(1280000 + 640000 + 65536)
 #define SSHIO_MAX_GRAVES	256	/* closed channels awaiting the peer */
+#define SSHIO_PRIME_LEN		64001	/* > libssh's first window (64000) */
 
 /*
  * pump.c: move bytes between a TCP socket and an SSH channel, both ways,
@@ -233,7 +238,7 @@ struct pump *pump_new(struct event_base *, struct sshio *, ssh_channel, int,
 	    void (*)(struct pump *, void *), void *);
 int	 pump_kick(struct pump *);
 void	 pump_close(struct pump *, const char *);
-void	 pump_free(struct pump *);
+void	 pump_free(struct pump *, void (*)(void *), void *);
 
 /*
  * control.c: the Unix control socket. A client sends one line; the

@@ -94,24 +94,15 @@ pump_refill(struct pump *p)
 }
 
 /*
- * Once the channel is open, take libssh's window to its full size at
- * once. libssh grows a window whenever data arrives and less than half of
- * it is left, closed channel or not; with the full window granted while
- * the channel is open, data the peer still sends after our CLOSE never
- * makes libssh send a WINDOW_ADJUST on a channel we closed. The read
- * (of at most the 64,000-byte initial window) also takes any data that
- * came with the confirmation.
+ * Once the channel is open, take libssh's window to its full size at once
+ * (sshio_prime), so the bytes in flight are bounded from the start; the
+ * read also takes any data that came with the confirmation.
  */
 static void
 pump_prime(struct pump *p)
 {
-	static char buf[64001];
-	int n;
-
 	p->primed = 1;
-	n = ssh_channel_read_timeout(p->ch, buf, sizeof buf, 0, 0);
-	if (n > 0)
-		evbuffer_add(p->out, buf, (size_t)n);
+	sshio_prime(p->ch, p->out);
 }
 
 /* Channel data: take what fits; the rest stays in libssh (window shut). */
@@ -345,13 +336,17 @@ pump_kick(struct pump *p)
 
 /*
  * Free everything; closes the socket. The channel goes to the session's
- * graveyard (sshio_bury): closed politely, nothing more sent on it.
+ * graveyard (sshio_bury): closed politely, nothing more sent on it;
+ * gone(arg), when given, is called once libssh has let go of it.
  */
 void
-pump_free(struct pump *p)
+pump_free(struct pump *p, void (*gone)(void *), void *arg)
 {
-	if (p == NULL)
+	if (p == NULL) {
+		if (gone != NULL)
+			gone(arg);
 		return;
+	}
 	event_free(p->ev_rd);
 	event_free(p->ev_wr);
 	event_free(p->ev_done);
@@ -361,7 +356,8 @@ pump_free(struct pump *p)
 		close(p->fd);
 	if (p->ch != NULL) {
 		ssh_remove_channel_callbacks(p->ch, &p->cbs);
-		sshio_bury(p->io, p->ch, p->ch_closed);
-	}
+		sshio_bury(p->io, p->ch, p->ch_closed, gone, arg);
+	} else if (gone != NULL)
+		gone(arg);
 	free(p);
 }

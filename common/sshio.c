@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <libssh/server.h>
 
 #include "common.h"
@@ -23,6 +24,8 @@ struct sshio_grave {
 	ssh_channel	 ch;
 	int		 opening;	/* our open is still unanswered */
 	int		 closed;	/* the peer's CLOSE arrived */
+	void		(*gone)(void *);	/* told when libssh frees it */
+	void		*arg;
 	struct ssh_channel_callbacks_struct cbs;
 };
 
@@ -171,7 +174,7 @@ sshio_grave_close(ssh_session s, ssh_channel ch, void *arg)
 	g->closed = 1;
 }
 
-/* Remove our callbacks and let libssh free the channel. */
+/* Remove our callbacks, let libssh free the channel, tell the owner. */
 static void
 sshio_grave_free(struct sshio *io, struct sshio_grave *g)
 {
@@ -179,7 +182,37 @@ sshio_grave_free(struct sshio *io, struct sshio_grave *g)
 	io->ngraves--;
 	ssh_remove_channel_callbacks(g->ch, &g->cbs);
 	ssh_channel_free(g->ch);
+	if (g->gone != NULL)
+		g->gone(g->arg);
 	free(g);
+}
+
+/*
+ * Grow an open channel's window to libssh's full size now: a zero-timeout
+ * read of more than the window holds makes libssh send WINDOW_ADJUST, and
+ * leaves window + buffered >= WINDOWLIMIT, below which libssh would grow
+ * it again when data arrives. Done when a channel opens and before our
+ * CLOSE (a WINDOW_ADJUST after CLOSE is a protocol error for strict
+ * peers). What the read returns goes to sink, or is dropped.
+ */
+void
+sshio_prime(ssh_channel ch, struct evbuffer *sink)
+{
+	static char buf[SSHIO_PRIME_LEN];
+	int n;
+
+	n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 0);
+	if (n > 0 && sink != NULL)
+		evbuffer_add(sink, buf, (size_t)n);
+}
+
+/* Send our CLOSE on an open channel, its window grown first. */
+static void
+sshio_grave_close_now(struct sshio_grave *g)
+{
+	g->opening = 0;
+	sshio_prime(g->ch, NULL);
+	ssh_channel_close(g->ch);
 }
 
 /*
@@ -187,19 +220,23 @@ sshio_grave_free(struct sshio *io, struct sshio_grave *g)
  * removed). peer_closed: the peer's CLOSE was seen. An open channel gets
  * EOF + CLOSE and waits for the peer's CLOSE; a channel whose open is
  * unanswered waits for the answer, then is closed; anything else is freed
- * at once (libssh replies to a peer's CLOSE as it frees).
+ * at once (libssh replies to a peer's CLOSE as it frees). gone(arg), when
+ * given, is called once libssh has freed the channel (maybe at once):
+ * until then it holds buffers and counts against the owner's limits.
  */
 void
-sshio_bury(struct sshio *io, ssh_channel ch, int peer_closed)
+sshio_bury(struct sshio *io, ssh_channel ch, int peer_closed,
+    void (*gone)(void *), void *arg)
 {
 	struct sshio_grave *g;
 	int opening = 0;
 
 	if (ch == NULL)
-		return;
-	if (peer_closed || io->s == NULL || !ssh_is_connected(io->s)) {
+		goto gone;
+	if (peer_closed || io->s == NULL || io->cleared ||
+	    !ssh_is_connected(io->s)) {
 		ssh_channel_free(ch);
-		return;
+		goto gone;
 	}
 	if (!ssh_channel_is_open(ch)) {
 		/* NOT_OPEN/DENIED/CLOSED answer an error; OPENING: AGAIN */
@@ -207,7 +244,7 @@ sshio_bury(struct sshio *io, ssh_channel ch, int peer_closed)
 		    SSH_AGAIN) {
 			if (!ssh_channel_is_open(ch)) {
 				ssh_channel_free(ch);
-				return;
+				goto gone;
 			}
 		} else
 			opening = 1;
@@ -216,17 +253,23 @@ sshio_bury(struct sshio *io, ssh_channel ch, int peer_closed)
 	g->io = io;
 	g->ch = ch;
 	g->opening = opening;
+	g->gone = gone;
+	g->arg = arg;
 	g->cbs.userdata = g;
 	g->cbs.channel_data_function = sshio_grave_data;
 	g->cbs.channel_close_function = sshio_grave_close;
 	ssh_callbacks_init(&g->cbs);
 	ssh_set_channel_callbacks(ch, &g->cbs);
 	TAILQ_INSERT_TAIL(&io->graves, g, entry);
-	if (++io->ngraves > SSHIO_MAX_GRAVES)
-		sshio_violation(io, "more than %d channels neither answered "
-		    "nor closed by the peer", SSHIO_MAX_GRAVES);
+	if (++io->ngraves > io->max_graves && io->max_graves > 0)
+		sshio_violation(io, "more than %u channels not closed by the "
+		    "peer", io->max_graves);
 	if (!opening)
-		ssh_channel_close(ch);
+		sshio_grave_close_now(g);
+	return;
+gone:
+	if (gone != NULL)
+		gone(arg);
 }
 
 /*
@@ -249,44 +292,29 @@ sshio_sweep(struct sshio *io)
 			continue;
 		/* an open channel is a late confirmation: close it now */
 		if (ssh_channel_is_open(g->ch)) {
-			g->opening = 0;
-			ssh_channel_close(g->ch);
+			sshio_grave_close_now(g);
 			continue;
 		}
 		rc = ssh_channel_open_reverse_forward(g->ch, "", 0, "", 0);
 		if (rc == SSH_AGAIN)
 			continue;
-		if (rc == SSH_OK) {
-			g->opening = 0;
-			ssh_channel_close(g->ch);
-		} else
+		if (rc == SSH_OK)
+			sshio_grave_close_now(g);
+		else
 			sshio_grave_free(io, g);
 	}
 }
 
 /*
- * The session is about to be disconnected (ssh_disconnect frees every
- * channel): let go of the buried ones without touching them again.
+ * Stop watching and free the events and the buried channels; channels
+ * handed over afterwards are freed at once. The session is the owner's.
  */
-void
-sshio_forget_channels(struct sshio *io)
-{
-	struct sshio_grave *g;
-
-	while ((g = TAILQ_FIRST(&io->graves)) != NULL) {
-		TAILQ_REMOVE(&io->graves, g, entry);
-		io->ngraves--;
-		ssh_remove_channel_callbacks(g->ch, &g->cbs);
-		free(g);
-	}
-}
-
-/* Stop watching and free the events; the session itself is the owner's. */
 void
 sshio_clear(struct sshio *io)
 {
 	struct sshio_grave *g;
 
+	io->cleared = 1;
 	while ((g = TAILQ_FIRST(&io->graves)) != NULL)
 		sshio_grave_free(io, g);
 	if (io->ev_rd != NULL)

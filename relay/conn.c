@@ -1,8 +1,12 @@
 /*
  * One forwarded connection, from accept to free: a laptop's TCP connection
  * to a device port, joined through a channel to the device. It lives on
- * its session's list in one of three states (opening, open, closing), is
- * ended by conn_close alone, and is freed from the loop.
+ * its session's list in one of four states (opening, open, closing,
+ * buried), is ended by conn_close alone, loses its socket and pump from
+ * the loop, and is freed when libssh lets go of its channel: a device
+ * that answers opens late or never sends CLOSE keeps them counted against
+ * max_conns and the per-port and per-source caps, so the channel buffers
+ * it pins stay within those bounds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,18 +61,36 @@ conn_refuse_log(struct relay *r, const char *fmt, ...)
 	log_warnx("%s", buf);
 }
 
-/* Deferred free: runs from the loop, outside every libssh callback. */
+/* libssh freed the channel: the connection stops counting. */
 static void
-conn_free(struct conn *c)
+conn_gone(void *arg)
 {
+	struct conn *c = arg;
 	struct session *sess = c->sess;
 
 	TAILQ_REMOVE(&sess->conns, c, entry);
-	pump_free(c->p);		/* closes the socket, buries the channel */
-	event_free(c->ev_timeout);
-	event_free(c->ev_free);
+	sess->nconns--;
+	sess->relay->nconns--;
 	free(c->bind_req);
 	free(c);
+}
+
+/*
+ * Deferred free, from the loop, outside every libssh callback: the socket
+ * and the pump go; the channel is buried and c lives on (buried) until
+ * conn_gone, which may run at once: c is not touched afterwards.
+ */
+static void
+conn_free(struct conn *c)
+{
+	struct pump *p = c->p;
+
+	c->p = NULL;
+	c->state = CONN_BURIED;
+	event_free(c->ev_timeout);
+	event_free(c->ev_free);
+	c->ev_timeout = c->ev_free = NULL;
+	pump_free(p, conn_gone, c);
 }
 
 /* Loop callback for the deferred free. */
@@ -92,11 +114,10 @@ void
 conn_close(struct conn *c, const char *fmt, ...)
 {
 	struct session *sess = c->sess;
-	struct relay *r = sess->relay;
 	char why[256];
 	va_list ap;
 
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING || c->state == CONN_BURIED)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
@@ -113,8 +134,6 @@ conn_close(struct conn *c, const char *fmt, ...)
 	sess->bytes_in += c->p->bytes_out;
 	sess->bytes_out += c->p->bytes_in;
 	c->state = CONN_CLOSING;
-	sess->nconns--;
-	r->nconns--;
 	event_del(c->ev_timeout);
 	event_del(c->p->ev_rd);
 	event_del(c->p->ev_wr);
@@ -168,7 +187,10 @@ conn_open(struct conn *c)
 	pump_kick(c->p);
 }
 
-/* Live connections of a session to one port, and from one source to it. */
+/*
+ * Connections of a session to one port, and from one source to it: the
+ * closed ones whose channel the device still holds count too.
+ */
 static void
 conn_count(struct session *sess, int port, const char *peer,
     unsigned long *on_port, unsigned long *from_peer)
@@ -177,7 +199,7 @@ conn_count(struct session *sess, int port, const char *peer,
 
 	*on_port = *from_peer = 0;
 	TAILQ_FOREACH(c, &sess->conns, entry) {
-		if (c->state == CONN_CLOSING || c->port != port)
+		if (c->port != port)
 			continue;
 		(*on_port)++;
 		if (strcmp(c->peer, peer) == 0)
@@ -217,7 +239,8 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 	conn_count(sess, l->port, peer, &on_port, &from_peer);
 	if (on_port >= r->conf.max_conns_per_port) {
 		conn_refuse_log(r, "device %s: refused connection from %s port "
-		    "%d to port %d: %lu connections open (max_conns_per_port)",
+		    "%d to port %d: %lu connections open or awaiting the device "
+		    "(max_conns_per_port)",
 		    sess->name, peer, peer_port, l->port, on_port);
 		close(fd);
 		return;
@@ -297,15 +320,20 @@ conn_close_all(struct session *sess, const char *why)
 		conn_close(c, "%s", why);
 }
 
-/* The session is being freed: free its connections now. */
+/*
+ * The session is being freed, its graveyard already cleared (so buried
+ * channels are gone and new ones are freed at once): free every
+ * connection now.
+ */
 void
 conn_free_all(struct session *sess)
 {
 	struct conn *c;
 
 	while ((c = TAILQ_FIRST(&sess->conns)) != NULL) {
-		if (c->state != CONN_CLOSING)
-			conn_close(c, "session freed");
+		if (c->state == CONN_BURIED)
+			fatalx("conn_free_all: buried connection left");
+		conn_close(c, "session freed");
 		conn_free(c);
 	}
 }
@@ -320,7 +348,7 @@ conn_bytes(struct session *sess, uint64_t *from_dev, uint64_t *to_dev)
 	*from_dev = sess->bytes_in;
 	*to_dev = sess->bytes_out;
 	TAILQ_FOREACH(c, &sess->conns, entry) {
-		if (c->state == CONN_CLOSING)
+		if (c->state == CONN_CLOSING || c->state == CONN_BURIED)
 			continue;
 		*from_dev += c->p->bytes_out;
 		*to_dev += c->p->bytes_in;

@@ -101,13 +101,16 @@ struct listener {
 	struct accept_pause ap;		/* accepting paused after EMFILE */
 };
 
-enum conn_state { CONN_OPENING, CONN_OPEN, CONN_CLOSING };
+enum conn_state { CONN_OPENING, CONN_OPEN, CONN_CLOSING, CONN_BURIED };
 
 /*
  * One forwarded connection for its whole life: a laptop's TCP connection
  * to a device port joined to a channel to the device. Opening (channel
- * asked for), open (bytes move through its pump), closing (freed from the
- * loop). Always on its session's conns list; one conn_close.
+ * asked for), open (bytes move through its pump), closing (socket and
+ * pump freed from the loop), buried (the channel waits in the session's
+ * graveyard for the device's answer or CLOSE). Always on its session's
+ * conns list and counted against the caps until the device lets go of
+ * the channel; one conn_close.
  */
 struct conn {
 	TAILQ_ENTRY(conn) entry;

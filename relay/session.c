@@ -35,8 +35,8 @@ void
 session_free(struct session *sess)
 {
 	TAILQ_REMOVE(&sess->relay->sessions, sess, entry);
+	sshio_clear(&sess->io);		/* buried connections go first */
 	conn_free_all(sess);
-	sshio_clear(&sess->io);
 	ssh_disconnect(sess->s);
 	ssh_free(sess->s);
 	event_free(sess->ev_timer);

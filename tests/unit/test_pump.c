@@ -207,7 +207,7 @@ bed_init(struct bed *b, uint32_t window)
 static void
 bed_free(struct bed *b)
 {
-	pump_free(b->p);
+	pump_free(b->p, NULL, NULL);
 	close(b->app);
 	evbuffer_free(b->ch.sent);
 	evbuffer_free(b->ch.held);
