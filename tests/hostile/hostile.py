@@ -7,6 +7,10 @@ Device modes (SSH to the relay, publickey auth, tcpip-forward):
   unconfirmed  sends CHANNEL_DATA / EOF / CLOSE on channels it never confirmed
   late         confirms opens after the relay gave up on them, then floods
   overrun      confirms opens, then sends far more than the granted window
+  tardy        confirms opens after the relay gave up on them (as OpenSSH
+               may, minutes late), fills the first --fill channels' windows,
+               withholds its CLOSE replies for --hoard s; reports any message
+               for a channel after the relay's CLOSE for it
   strict       echo service; exits 3 ("protocol error") on ANY message for a
                channel after the relay's CHANNEL_CLOSE for it, or for a
                channel it does not know (as Go x/crypto/ssh, asyncssh, PuTTY)
@@ -53,13 +57,22 @@ NAMES = {90: "CHANNEL_OPEN", 91: "OPEN_CONFIRMATION", 92: "OPEN_FAILURE",
          99: "CHANNEL_SUCCESS", 100: "CHANNEL_FAILURE"}
 
 
+OUT_LOCK = threading.Lock()
+
+
 def out(**kv):
-    """One result line, flushed at once (the shell reads it while we run)."""
-    print(" ".join("%s=%s" % (k, v) for k, v in kv.items()), flush=True)
+    """One result line, whole and flushed at once (the shell reads it while
+    we run; threads print too)."""
+    line = " ".join("%s=%s" % (k, v) for k, v in kv.items()) + "\n"
+    with OUT_LOCK:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def note(msg):
-    print(msg, flush=True)
+    with OUT_LOCK:
+        sys.stdout.write(msg + "\n")
+        sys.stdout.flush()
 
 
 # ---------------------------------------------------------------- SSH side
@@ -343,6 +356,114 @@ def cmd_late(a):
     stop = stopper()
     hold(t, a.duration, stop)
     out(opens=len(mine_ids), relay_closed=len(closed),
+        session="alive" if t.is_active() else "closed")
+    t.close()
+    return 0
+
+
+def cmd_tardy(a):
+    """Confirm every open --delay s late (the relay gave up on it and must
+    close it, never touch it after its CLOSE), send the first --fill
+    channels as much as their window allows, and answer the relay's CLOSEs
+    only --hoard s after the first one (meanwhile every closed channel
+    stays on the relay's books). Result lines: open=N as opens arrive,
+    confirmed=N, relay_closed=N, and at the end a summary with
+    after_close (the first message seen for a channel after its CLOSE)."""
+    t = ssh_login(a)
+    t.set_keepalive(1)
+    lock = threading.Lock()
+    st = {"opens": 0, "confirmed": 0, "closed": 0, "after": None,
+          "filled": 0, "first_close": None}
+    window = {}         # our id -> bytes the relay lets us send
+    rids = {}           # our id -> the relay's id
+    closed = set()
+    unanswered = []     # relay CLOSEs we have not answered yet
+    orig = t.packetizer.read_message
+
+    def read_message():
+        ptype, m = orig()
+        if 91 <= ptype <= 100:
+            cid = struct.unpack(">I", m.asbytes()[:4])[0]
+            with lock:
+                if cid in closed and st["after"] is None:
+                    st["after"] = NAMES.get(ptype, ptype)
+                    note("protocol error: %s for channel %d after its "
+                         "CHANNEL_CLOSE" % (st["after"], cid))
+                if ptype == MSG_CHANNEL_WINDOW_ADJUST and cid in window:
+                    window[cid] += struct.unpack(">I", m.asbytes()[4:8])[0]
+                if ptype == MSG_CHANNEL_CLOSE and cid in rids:
+                    closed.add(cid)
+                    st["closed"] += 1
+                    if st["first_close"] is None:
+                        st["first_close"] = time.time()
+                    unanswered.append(cid)
+                    out(relay_closed=st["closed"])
+            if cid in rids:     # ours, not paramiko's: hide it
+                im = Message()
+                im.add_string(b"")
+                im.rewind()
+                return MSG_IGNORE, im
+        return ptype, m
+    t.packetizer.read_message = read_message
+
+    def tardy(rid, mine, win, maxpkt, fill):
+        time.sleep(a.delay)
+        try:
+            raw(t, ("byte", bytes([MSG_CHANNEL_OPEN_SUCCESS])), ("int", rid),
+                ("int", mine), ("int", 1 << 21), ("int", 32768))
+            with lock:
+                st["confirmed"] += 1
+                n = st["confirmed"]
+            out(confirmed=n)
+            chunk = b"z" * min(maxpkt, 32768)
+            end = time.time() + 2
+            while fill and t.is_active() and time.time() < end:
+                with lock:
+                    k = min(len(chunk), window[mine])
+                    window[mine] -= k
+                if k == 0:
+                    time.sleep(0.05)
+                    continue
+                raw(t, ("byte", bytes([MSG_CHANNEL_DATA])), ("int", rid),
+                    ("string", chunk[:k]))
+                with lock:
+                    st["filled"] += k
+        except Exception as e:
+            note("channel %d: %s" % (mine, e))
+
+    def on_open(tr, m):
+        kind, rid, win, maxpkt = parse_open(m)
+        with lock:
+            mine = 9000 + st["opens"]
+            st["opens"] += 1
+            n = st["opens"]
+            window[mine] = win
+            rids[mine] = rid
+        out(open=n)
+        threading.Thread(target=tardy, daemon=True,
+                         args=(rid, mine, win, maxpkt, n <= a.fill)).start()
+    t._handler_table[MSG_CHANNEL_OPEN] = on_open
+    for port in str(a.fports or a.fport).split(","):
+        if not forward(t, a.bind, int(port)):
+            out(forward="refused", port=port)
+            return 2
+    out(forward="granted", port=a.fports or a.fport)
+    stop = stopper()
+    end = time.time() + a.duration
+    while time.time() < end and t.is_active() and not stop.is_set():
+        with lock:
+            due = st["first_close"] is not None and \
+                time.time() - st["first_close"] >= a.hoard
+            todo = unanswered[:] if due else []
+            del unanswered[:len(todo)]
+        for cid in todo:
+            raw(t, ("byte", bytes([MSG_CHANNEL_CLOSE])), ("int", rids[cid]))
+        if todo:
+            out(answered=len(todo))
+        time.sleep(0.1)
+    out(opens=st["opens"], confirmed=st["confirmed"],
+        relay_closed=st["closed"], filled=st["filled"],
+        after_close=st["after"] or "none",
         session="alive" if t.is_active() else "closed")
     t.close()
     return 0
@@ -889,6 +1010,10 @@ def main():
     ap.add_argument("--mb", type=int, default=64)
     ap.add_argument("--delay", type=float, default=5,
                     help="late: seconds before confirming")
+    ap.add_argument("--fill", type=int, default=0,
+                    help="tardy: channels whose window is filled")
+    ap.add_argument("--hoard", type=float, default=0,
+                    help="tardy: seconds before answering CLOSEs")
     ap.add_argument("--chanreq", type=float, default=0,
                     help="strict: channel request every N s per channel")
     ap.add_argument("--n", type=int, default=64)
@@ -911,7 +1036,8 @@ def main():
     ap.add_argument("--gap", type=float, default=0, help="resets: pause")
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("mode", choices=[
-        "noanswer", "unconfirmed", "late", "overrun", "strict", "sessions",
+        "noanswer", "unconfirmed", "late", "overrun", "tardy", "strict",
+        "sessions",
         "inject",
         "authspam", "banner", "laptops", "hold", "resets", "echo"])
     ap.add_argument("--debug", help="paramiko debug log to this file")
