@@ -39,7 +39,11 @@ head -c 3145728 /dev/urandom >"$T/up.bin"
 laptop_ssh -T 60 'cat >/dev/null; head -c 2097152 /dev/zero' <"$T/up.bin" >"$T/down.bin" ||
     fail "transfer through $DEVICE_PORT failed"
 [ "$(stat -c %s "$T/down.bin")" = 2097152 ] || fail "short download"
-sleep 2.5	# a few keepalive rounds for the RTT
+# the relay probes a device once it has been silent a keepalive_interval:
+# wait (bounded) for dev1's first round trip after the transfer
+dev1_rtt() { ctl status | awk '$1 == "dev1" { print $6 }'; }
+wait_until 15 eval 'case $(dev1_rtt) in *ms) true;; *) false;; esac' ||
+    fail "dev1 RTT '$(dev1_rtt)' 15 s after the transfer, want a keepalive round trip in ms"
 
 out=$(ctl status) || fail "simtunctl status failed"
 log "status:"; echo "$out" | sed 's/^/    /'
