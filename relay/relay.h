@@ -184,7 +184,7 @@ void	penalty_set_clock(time_t (*)(void));
 unsigned int penalty_nsources(void);
 
 /* session.c */
-void	session_accept(struct relay *, int, struct sockaddr *);
+void	session_accept(struct relay *, int, int, struct sockaddr *);
 void	session_close(struct session *, const char *, ...)
 	    PRINTFLIKE(2, 3);
 void	session_free(struct session *);

@@ -85,14 +85,6 @@ server_load_hostkey(struct relay *r, char *err, size_t len)
 	return 0;
 }
 
-/* New TCP connection on the SSH port. */
-static void
-server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
-{
-	session_accept(arg, fd, sa);
-}
-
 /* Accept errors: out of descriptors pauses accepting for a moment. */
 static void
 server_accept_error(struct evconnlistener *evl, void *arg)
@@ -103,6 +95,29 @@ server_accept_error(struct evconnlistener *evl, void *arg)
 	for (i = 0; i < r->nevls; i++)
 		if (r->evls[i] == evl)
 			accept_pause_error(&r->aps[i], "ssh port");
+}
+
+/*
+ * New TCP connection on the SSH port. libssh gets a copy of the socket:
+ * it closes its copy on a socket error, in the middle of a pass, while
+ * our events still watch the descriptor; ours stays open (and is not
+ * reused) until the session is freed. No descriptor for the copy is an
+ * accept error like any other.
+ */
+static void
+server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	int sshfd, err;
+
+	if ((sshfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		err = errno;
+		close(fd);
+		errno = err;
+		server_accept_error(evl, arg);
+		return;
+	}
+	session_accept(arg, fd, sshfd, sa);
 }
 
 /* The back-off is over: accept again unless max_startups says wait. */

@@ -38,7 +38,8 @@ session_free(struct session *sess)
 	sshio_clear(&sess->io);		/* buried connections go first */
 	conn_free_all(sess);
 	ssh_disconnect(sess->s);
-	ssh_free(sess->s);
+	ssh_free(sess->s);		/* closes libssh's copy of the socket */
+	close(sess->io.fd);
 	event_free(sess->ev_timer);
 	event_free(sess->ev_free);
 	free(sess->name);
@@ -503,9 +504,12 @@ session_io(void *arg, short what)
 		session_close(sess, "write failed");
 }
 
-/* A new TCP connection on the SSH port: bounded unauthenticated work. */
+/*
+ * A new TCP connection on the SSH port: bounded unauthenticated work. fd
+ * is ours (events), sshfd its copy for libssh (server_accept_cb).
+ */
 void
-session_accept(struct relay *r, int fd, struct sockaddr *sa)
+session_accept(struct relay *r, int fd, int sshfd, struct sockaddr *sa)
 {
 	struct timeval tv = { (time_t)r->conf.login_grace_time, 0 };
 	struct session *sess;
@@ -515,6 +519,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 
 	net_addrstr(sa, addr, sizeof addr, &port);
 	if (r->quitting) {
+		close(sshfd);
 		close(fd);
 		return;
 	}
@@ -522,6 +527,7 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 		log_warnx("refused connection from %s port %d: %s", addr, port,
 		    why);
 		r->refused++;
+		close(sshfd);
 		close(fd);
 		return;
 	}
@@ -536,9 +542,11 @@ session_accept(struct relay *r, int fd, struct sockaddr *sa)
 	TAILQ_INIT(&sess->owned);
 	if ((sess->s = ssh_new()) == NULL)
 		fatalx("ssh_new");
-	if (ssh_bind_accept_fd(r->bind, sess->s, fd) != SSH_OK) {
+	if (ssh_bind_accept_fd(r->bind, sess->s, sshfd) != SSH_OK) {
 		log_warnx("connection from %s: %s", addr,
 		    ssh_get_error(r->bind));
+		if (ssh_get_fd(sess->s) != sshfd)
+			close(sshfd);	/* else ssh_free closes it */
 		ssh_free(sess->s);
 		close(fd);
 		free(sess);
