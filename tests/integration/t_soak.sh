@@ -6,13 +6,18 @@
 # holds its own port again and carries a transfer, no port is stuck, nothing
 # is unauthenticated, and every transfer that arrived whole has the sha256
 # it was sent with, at the device it was sent to.
-# Knobs: SOAK_DEVICES (50) SOAK_REBOOTS (100) SOAK_KILLS (20) SOAK_SECONDS (100).
+# Knobs: SOAK_DEVICES (30) SOAK_REBOOTS (40) SOAK_KILLS (6) SOAK_SECONDS (50);
+# the suite runs the lean default, `SOAK_DEVICES=50 SOAK_REBOOTS=100 SOAK_KILLS=20
+# SOAK_SECONDS=100 bash t_soak.sh` the full one (about 5 minutes on 2 cores:
+# the reconnect storms slow every step). Events still due 30 s after
+# SOAK_SECONDS are skipped (logged), so the run stays bounded.
+# timeout: 300
 . "$(dirname "$0")/lib.sh"
 
-NDEV=${SOAK_DEVICES:-50}
-NREBOOT=${SOAK_REBOOTS:-100}
-NKILL=${SOAK_KILLS:-20}
-DUR=${SOAK_SECONDS:-100}
+NDEV=${SOAK_DEVICES:-30}
+NREBOOT=${SOAK_REBOOTS:-40}
+NKILL=${SOAK_KILLS:-6}
+DUR=${SOAK_SECONDS:-50}
 NSEND=4
 PORT0=5000		# device i listens on relay port PORT0+i
 LPORT0=6000		# its receiver on the device, 127.0.0.1:LPORT0+i
@@ -119,9 +124,12 @@ awk -v r="$NREBOOT" -v k="$NKILL" -v d="$DUR" -v s="$$" 'BEGIN { srand(s)
 	for (j = 0; j < r; j++) printf "%.2f reboot %d\n", 2 + rand() * (d - 4), 1 + int(rand() * '"$NDEV"')
 	for (j = 0; j < k; j++) printf "%.2f kill\n", 2 + rand() * (d - 4) }' | sort -n >"$T/schedule"
 t0=$(now)
-reboots=0 kills=0
+reboots=0 kills=0 skipped=0
 log "chaos for $DUR s: $NREBOOT reboots, $NKILL relay SIGKILLs, $NSEND senders"
 while read -r at what dev; do
+	# a machine too loaded to keep the schedule: skip what is left
+	awk -v e="$(elapsed "$t0")" -v d="$DUR" 'BEGIN { exit !(e > d + 30) }' &&
+	    { skipped=$((skipped + 1)); continue; }
 	while awk -v a="$at" -v e="$(elapsed "$t0")" 'BEGIN { exit !(e < a) }'; do sleep 0.05; done
 	case $what in
 	reboot)	reboot_one "$dev"; reboots=$((reboots + 1));;
@@ -134,7 +142,9 @@ while read -r at what dev; do
 		log "relay SIGKILL $kills of $NKILL at $(elapsed "$t0") s ($reboots reboots so far, $(ndev_up) devices up after restart)";;
 	esac
 done <"$T/schedule"
-log "chaos done after $(elapsed "$t0") s: $reboots reboots, $kills relay SIGKILLs"
+log "chaos done after $(elapsed "$t0") s: $reboots reboots, $kills relay SIGKILLs, $skipped events skipped (behind schedule)"
+[ "$kills" -ge 2 ] && [ "$reboots" -ge 10 ] ||
+    fail "the machine kept too little of the schedule ($reboots reboots, $kills kills): no soak"
 
 touch "$T/stop_send"
 wait_until 25 eval '! pgrep -f "$T/send.sh" >/dev/null' || fail "senders did not stop"
