@@ -35,6 +35,9 @@ authkey_free(struct authkey *ak)
 	for (i = 0; i < ak->npermits; i++)
 		free(ak->permits[i].host);
 	free(ak->permits);
+	for (i = 0; i < ak->nopens; i++)
+		free(ak->opens[i].host);
+	free(ak->opens);
 	free(ak->from);
 	free(ak);
 }
@@ -92,20 +95,29 @@ authkeys_quoted(const char **pp, char *err, size_t len)
 	return out;
 }
 
-/* permitlisten="[host:]port" with port "*" meaning any. */
+/*
+ * permitlisten="[host:]port" or permitopen="host:port" (host a pattern
+ * with * and ?), port "*" meaning any.
+ */
 static int
-authkeys_add_permit(struct authkey *ak, const char *v, char *err, size_t len)
+authkeys_add_permit(const char *opt, struct permit **list, size_t *n,
+    const char *v, char *err, size_t len)
 {
 	const char *colon, *portstr, *why;
 	struct permit pm;
 	uint16_t port;
+	int open = !strcasecmp(opt, "permitopen");
 
-	if (ak->npermits >= AUTHKEYS_MAX_PERMITS) {
-		snprintf(err, len, "too many permitlisten options");
+	if (*n >= AUTHKEYS_MAX_PERMITS) {
+		snprintf(err, len, "too many %s options", opt);
 		return -1;
 	}
 	memset(&pm, 0, sizeof pm);
 	colon = strrchr(v, ':');
+	if (open && colon == NULL) {
+		snprintf(err, len, "%s \"%s\": want host:port", opt, v);
+		return -1;
+	}
 	portstr = colon ? colon + 1 : v;
 	if (colon != NULL) {
 		const char *h = v, *e = colon;
@@ -115,11 +127,11 @@ authkeys_add_permit(struct authkey *ak, const char *v, char *err, size_t len)
 			e--;
 		}
 		if (e == h) {
-			snprintf(err, len, "permitlisten \"%s\": empty host", v);
+			snprintf(err, len, "%s \"%s\": empty host", opt, v);
 			return -1;
 		}
 		pm.host = xstrndup(h, (size_t)(e - h));
-		if (!strcmp(pm.host, "*")) {
+		if (!open && !strcmp(pm.host, "*")) {
 			free(pm.host);
 			pm.host = NULL;
 		}
@@ -130,12 +142,67 @@ authkeys_add_permit(struct authkey *ak, const char *v, char *err, size_t len)
 		pm.port = port;
 	else {
 		free(pm.host);
-		snprintf(err, len, "permitlisten \"%s\": %s", v, why);
+		snprintf(err, len, "%s \"%s\": %s", opt, v, why);
 		return -1;
 	}
-	ak->permits = xreallocarray(ak->permits, ak->npermits + 1,
-	    sizeof *ak->permits);
-	ak->permits[ak->npermits++] = pm;
+	*list = xreallocarray(*list, *n + 1, sizeof **list);
+	(*list)[(*n)++] = pm;
+	return 0;
+}
+
+/* The number in len decimal digits. */
+static int
+authkeys_digits(const char *s, size_t len)
+{
+	int v = 0;
+
+	while (len-- > 0)
+		v = v * 10 + (*s++ - '0');
+	return v;
+}
+
+/*
+ * expiry-time="YYYYMMDD[HHMM[SS]][Z]" as OpenSSH reads it: local time,
+ * or UTC with Z. 0 on success.
+ */
+int
+authkeys_parse_time(const char *v, time_t *out)
+{
+	struct tm tm;
+	size_t n = strlen(v), i;
+	int utc = 0;
+	time_t t;
+
+	if (n > 0 && (v[n - 1] == 'Z' || v[n - 1] == 'z')) {
+		utc = 1;
+		n--;
+	}
+	if (n != 8 && n != 12 && n != 14)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!isdigit((unsigned char)v[i]))
+			return -1;
+	memset(&tm, 0, sizeof tm);
+#define DIGITS(off, len) authkeys_digits(v + (off), (len))
+	tm.tm_year = DIGITS(0, 4) - 1900;
+	tm.tm_mon = DIGITS(4, 2) - 1;
+	tm.tm_mday = DIGITS(6, 2);
+	if (n >= 12) {
+		tm.tm_hour = DIGITS(8, 2);
+		tm.tm_min = DIGITS(10, 2);
+	}
+	if (n == 14)
+		tm.tm_sec = DIGITS(12, 2);
+#undef DIGITS
+	if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 ||
+	    tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+	    tm.tm_min > 59 || tm.tm_sec > 60)
+		return -1;
+	tm.tm_isdst = -1;
+	t = utc ? timegm(&tm) : mktime(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	*out = t;
 	return 0;
 }
 
@@ -203,9 +270,25 @@ authkeys_options(struct authkey *ak, const char **pp, int *noport, char *err,
 			p++;
 			if ((val = authkeys_quoted(&p, err, len)) == NULL)
 				return -1;
-			if (!strcasecmp(name, "permitlisten")) {
-				if (authkeys_add_permit(ak, val, err,
+			if (!strcasecmp(name, "permitlisten") ||
+			    !strcasecmp(name, "permitopen")) {
+				if (authkeys_add_permit(name, tolower(
+				    (unsigned char)name[6]) == 'l' ?
+				    &ak->permits : &ak->opens,
+				    tolower((unsigned char)name[6]) == 'l' ?
+				    &ak->npermits : &ak->nopens, val, err,
 				    len) == -1) {
+					free(val);
+					return -1;
+				}
+				free(val);
+			} else if (!strcasecmp(name, "expiry-time")) {
+				if (ak->expiry != 0 ||
+				    authkeys_parse_time(val, &ak->expiry) == -1) {
+					snprintf(err, len, ak->expiry ?
+					    "expiry-time given twice" :
+					    "expiry-time \"%s\": want "
+					    "YYYYMMDD[HHMM[SS]][Z]", val);
 					free(val);
 					return -1;
 				}
@@ -364,6 +447,11 @@ authkeys_parse_line(const char *line, struct authkey **out, char *err,
 		free(ak->permits);
 		ak->permits = NULL;
 		ak->npermits = 0;
+		for (i = 0; i < ak->nopens; i++)
+			free(ak->opens[i].host);
+		free(ak->opens);
+		ak->opens = NULL;
+		ak->nopens = 0;
 	}
 	ak->keytype = type;
 	ak->fp = key_fingerprint(ak->key);
@@ -546,6 +634,48 @@ authkey_permits(const struct authkey *ak, const char *host, int port)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * May this key take the named forward name:port? Only a permitlisten that
+ * names it exactly: a port-only or "*" entry grants no names, so a key
+ * cannot take another device's name.
+ */
+int
+authkey_permits_name(const struct authkey *ak, const char *name, int port)
+{
+	size_t i;
+
+	for (i = 0; i < ak->npermits; i++) {
+		if (ak->permits[i].port != 0 && ak->permits[i].port != port)
+			continue;
+		if (ak->permits[i].host != NULL &&
+		    strcmp(ak->permits[i].host, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* May this (operator) key open direct-tcpip to host:port (permitopen)? */
+int
+authkey_may_open(const struct authkey *ak, const char *host, int port)
+{
+	size_t i;
+
+	for (i = 0; i < ak->nopens; i++) {
+		if (ak->opens[i].port != 0 && ak->opens[i].port != port)
+			continue;
+		if (match_pattern(host, ak->opens[i].host))
+			return 1;
+	}
+	return 0;
+}
+
+/* Has the key's expiry-time passed at now? */
+int
+authkey_expired(const struct authkey *ak, time_t now)
+{
+	return ak->expiry != 0 && now >= ak->expiry;
 }
 
 /* Does the peer address satisfy the key's from= list? */

@@ -89,9 +89,12 @@ int	parse_hostport(const char *, char **, uint16_t *, int, const char **);
 int	parse_seconds(const char *, unsigned long, unsigned long,
 	    unsigned long *, const char **);
 
-/* authkeys.c: OpenSSH authorized_keys with permitlisten, from, restrict */
+/*
+ * authkeys.c: OpenSSH authorized_keys with permitlisten, permitopen, from,
+ * expiry-time, restrict. A key with permitopen is an operator's.
+ */
 struct permit {
-	char		*host;		/* NULL = any bind address */
+	char		*host;		/* NULL = any; permitopen: a pattern */
 	int		 port;		/* 0 = any port ("*") */
 };
 struct authkey {
@@ -100,8 +103,11 @@ struct authkey {
 	char		*keytype;
 	char		*fp;		/* "SHA256:..." as ssh-keygen -l prints */
 	char		*name;		/* the comment: device name */
-	struct permit	*permits;
+	struct permit	*permits;	/* permitlisten */
 	size_t		 npermits;
+	struct permit	*opens;		/* permitopen */
+	size_t		 nopens;
+	time_t		 expiry;	/* expiry-time, 0 = none */
 	char		*from;		/* pattern list, NULL = anywhere */
 	int		 restricted;
 	int		 line;
@@ -125,6 +131,10 @@ void	 authkey_index_free(struct authkey_index *);
 struct authkey *authkey_index_fp(struct authkey_index *, const char *);
 struct authkey *authkey_index_key(struct authkey_index *, ssh_key);
 int	 authkey_permits(const struct authkey *, const char *, int);
+int	 authkey_permits_name(const struct authkey *, const char *, int);
+int	 authkey_may_open(const struct authkey *, const char *, int);
+int	 authkey_expired(const struct authkey *, time_t);
+int	 authkeys_parse_time(const char *, time_t *);
 int	 authkey_from_ok(const struct authkey *, const char *);
 int	 match_addr_list(const char *, const char *);
 int	 addr_list_check(const char *, char *, size_t);

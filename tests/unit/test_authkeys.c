@@ -328,8 +328,8 @@ test_refused(void)
 	/* unknown options */
 	REFUSE("command=\"/bin/true\"", &k_ed1, "pi",
 	    "unsupported option \"command\"");
-	REFUSE("restrict,permitopen=\"localhost:22\"", &k_ed1, "pi",
-	    "unsupported option \"permitopen\"");
+	REFUSE("restrict,tunnel=\"0\"", &k_ed1, "pi",
+	    "unsupported option \"tunnel\"");
 	REFUSE("environment=\"A=B\"", &k_ed1, "pi",
 	    "unsupported option \"environment\"");
 	REFUSE("cert-authority", &k_ed1, "pi",
@@ -930,6 +930,91 @@ test_fuzz(void)
 		free(seeds[i]);
 }
 
+/* permitopen, expiry-time, named forwards (operators and named devices). */
+static void
+test_operators(void)
+{
+	struct authkey *ak;
+	char err[256], *line;
+	time_t t;
+
+	line = mkline("restrict,permitopen=\"pi-*:22\",permitopen=\"dev?:*\","
+	    "expiry-time=\"20300102030405Z\",from=\"198.18.0.0/24\"",
+	    &k_ed1, "ops");
+	CHECK_INT(pl(line, &ak, err, sizeof err), 1);
+	CHECK_STR(err, "");
+	free(line);
+	if (!CHECK(ak != NULL && ak != (struct authkey *)-1))
+		return;
+	CHECK_INT(ak->nopens, 2);
+	CHECK_INT(ak->npermits, 0);
+	CHECK_INT(authkey_may_open(ak, "pi-01", 22), 1);
+	CHECK_INT(authkey_may_open(ak, "PI-01", 22), 1);
+	CHECK_INT(authkey_may_open(ak, "pi-01", 2222), 0);
+	CHECK_INT(authkey_may_open(ak, "dev1", 4649), 1);
+	CHECK_INT(authkey_may_open(ak, "dev12", 4649), 0);
+	CHECK_INT(authkey_may_open(ak, "other", 22), 0);
+	/* an operator key takes no port and no name */
+	CHECK_INT(authkey_permits(ak, NULL, 22), 0);
+	CHECK_INT(authkey_permits_name(ak, "pi-01", 22), 0);
+	CHECK_INT((long long)ak->expiry, 1893553445LL);
+	CHECK_INT(authkey_expired(ak, 1893553444), 0);
+	CHECK_INT(authkey_expired(ak, 1893553445), 1);
+	authkey_free(ak);
+
+	/* named forwards: only an entry naming them */
+	line = mkline("permitlisten=\"pi-01:22\",permitlisten=\"4649\","
+	    "permitlisten=\"*:5000\"", &k_ed2, "pi-01");
+	CHECK_INT(pl(line, &ak, err, sizeof err), 1);
+	free(line);
+	if (CHECK(ak != NULL && ak != (struct authkey *)-1)) {
+		CHECK_INT(ak->nopens, 0);
+		CHECK_INT(ak->expiry == 0, 1);
+		CHECK_INT(authkey_permits_name(ak, "pi-01", 22), 1);
+		CHECK_INT(authkey_permits_name(ak, "pi-01", 23), 0);
+		CHECK_INT(authkey_permits_name(ak, "pi-02", 22), 0);
+		CHECK_INT(authkey_permits_name(ak, "pi-01", 4649), 0);
+		CHECK_INT(authkey_permits_name(ak, "pi-01", 5000), 0);
+		CHECK_INT(authkey_may_open(ak, "pi-01", 22), 0);
+		authkey_free(ak);
+	}
+
+	/* no-port-forwarding drops permitopen too */
+	line = mkline("permitopen=\"*:*\",no-port-forwarding", &k_ed2, "x");
+	CHECK_INT(pl(line, &ak, err, sizeof err), 1);
+	free(line);
+	if (CHECK(ak != NULL && ak != (struct authkey *)-1)) {
+		CHECK_INT(ak->nopens, 0);
+		CHECK_INT(authkey_may_open(ak, "pi-01", 22), 0);
+		authkey_free(ak);
+	}
+
+	/* the forms OpenSSH takes; local time without Z */
+	CHECK_INT(authkeys_parse_time("20300102", &t), 0);
+	CHECK_INT(authkeys_parse_time("203001020304", &t), 0);
+	CHECK_INT(authkeys_parse_time("19700101000000Z", &t), 0);
+	CHECK_INT((long long)t, 0);
+	CHECK_INT(authkeys_parse_time("2030010", &t), -1);
+	CHECK_INT(authkeys_parse_time("2030010203Z", &t), -1);
+	CHECK_INT(authkeys_parse_time("20301302", &t), -1);
+	CHECK_INT(authkeys_parse_time("2030x102", &t), -1);
+	CHECK_INT(authkeys_parse_time("", &t), -1);
+	line = mkline("expiry-time=\"2030\"", &k_ed2, "x");
+	refused(line, "expiry-time \"2030\": want YYYYMMDD[HHMM[SS]][Z]",
+	    __LINE__);
+	free(line);
+	line = mkline("expiry-time=\"20300101\",expiry-time=\"20300101\"",
+	    &k_ed2, "x");
+	refused(line, "expiry-time given twice", __LINE__);
+	free(line);
+	line = mkline("permitopen=\"pi-01\"", &k_ed2, "x");
+	refused(line, "permitopen \"pi-01\": want host:port", __LINE__);
+	free(line);
+	line = mkline("permitopen=\"pi-01:http\"", &k_ed2, "x");
+	refused(line, NULL, __LINE__);
+	free(line);
+}
+
 int
 main(void)
 {
@@ -951,6 +1036,7 @@ main(void)
 	}
 	test_plain();
 	test_options();
+	test_operators();
 	test_refused();
 	test_blank();
 	test_from();
