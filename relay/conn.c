@@ -8,12 +8,15 @@
  * max_conns and the per-port and per-source caps, so the channel buffers
  * it pins stay within those bounds.
  */
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "relay.h"
+
+#define CONN_HALF_GRACE	10	/* s: one half finished, the other may drain */
 
 static void conn_open(struct conn *);
 
@@ -29,11 +32,12 @@ conn_age(struct conn *c)
 }
 
 /*
- * A refused connection: one log line each, but at most 10 a second so a
- * flood of laptops cannot flood the log; the rest are counted.
+ * A refused connection or channel: an audit "deny" event each, but at most
+ * 10 log lines a second so a flood of laptops cannot flood the log; the
+ * rest are counted (the journal and audit_log still get every one).
  */
-static void PRINTFLIKE(2, 3)
-conn_refuse_log(struct relay *r, const char *fmt, ...)
+static void PRINTFLIKE(3, 4)
+conn_refuse_log(struct relay *r, struct audit *a, const char *fmt, ...)
 {
 	static time_t window;
 	static unsigned int lines;
@@ -41,6 +45,7 @@ conn_refuse_log(struct relay *r, const char *fmt, ...)
 	time_t now = time(NULL);
 	char buf[512];
 	va_list ap;
+	int quiet = 0;
 
 	r->refused++;
 	if (now != window) {
@@ -53,12 +58,15 @@ conn_refuse_log(struct relay *r, const char *fmt, ...)
 	}
 	if (++lines > 10) {
 		suppressed++;
-		return;
+		quiet = 1;
 	}
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	log_warnx("%s", buf);
+	a->event = "deny";
+	if (!quiet)
+		log_warnx("%s", buf);
+	audit_event(r, a, 1, "%s", buf);
 }
 
 /* libssh freed the channel: the connection stops counting. */
@@ -72,7 +80,23 @@ conn_gone(void *arg)
 	sess->nconns--;
 	sess->relay->nconns--;
 	free(c->bind_req);
+	free(c->operator);
+	free(c->operator_fp);
+	free(c->target);
 	free(c);
+}
+
+/* An operator's half goes: its channel to the operator's graveyard. */
+static void
+conn_drop_op(struct conn *c)
+{
+	if (c->opsess == NULL)
+		return;
+	TAILQ_REMOVE(&c->opsess->opconns, c, opentry);
+	c->opsess->nopconns--;
+	pump_free(c->op, NULL, NULL);
+	c->op = NULL;
+	c->opsess = NULL;
 }
 
 /*
@@ -87,6 +111,7 @@ conn_free(struct conn *c)
 
 	c->p = NULL;
 	c->state = CONN_BURIED;
+	conn_drop_op(c);
 	event_free(c->ev_timeout);
 	event_free(c->ev_free);
 	c->ev_timeout = c->ev_free = NULL;
@@ -105,15 +130,53 @@ conn_free_cb(evutil_socket_t fd, short what, void *arg)
 		session_close(sess, "write failed");
 }
 
+/* The audit fields of a connection. */
+static void
+conn_audit(struct conn *c, struct audit *a, const char *event,
+    const char *reason)
+{
+	memset(a, 0, sizeof *a);
+	a->event = event;
+	a->operator = c->operator;
+	a->operator_fp = c->operator_fp;
+	a->source = c->peer;
+	a->source_port = c->peer_port;
+	a->device = c->sess->name;
+	a->port = c->port;
+	a->reason = reason;
+	if (c->p != NULL) {
+		a->to_device = c->p->bytes_in;
+		a->from_device = c->p->bytes_out;
+	}
+	a->duration = conn_age(c);
+}
+
+/* "connection from ADDR port N to port P" or the operator's channel. */
+static const char *
+conn_what(struct conn *c)
+{
+	static char buf[512];
+
+	if (c->operator != NULL)
+		snprintf(buf, sizeof buf, "operator %s (%s port %d) channel "
+		    "to %s:%d", c->operator, c->peer, c->peer_port, c->target,
+		    c->port);
+	else
+		snprintf(buf, sizeof buf, "connection from %s port %d to port "
+		    "%d", c->peer, c->peer_port, c->port);
+	return buf;
+}
+
 /*
- * The one close path: log the laptop, the device, the reason, the bytes
- * both ways and the duration; count the bytes into the session; free
- * from the loop.
+ * The one close path: an audit "close" event (the laptop or operator, the
+ * device, the reason, the bytes both ways, the duration); count the bytes
+ * into the session; free from the loop.
  */
 void
 conn_close(struct conn *c, const char *fmt, ...)
 {
 	struct session *sess = c->sess;
+	struct audit a;
 	char why[256];
 	va_list ap;
 
@@ -126,18 +189,53 @@ conn_close(struct conn *c, const char *fmt, ...)
 		c->p->dead = 1;		/* no more bytes either way */
 		c->p->why = "closed";
 	}
-	log_info("device %s: connection from %s port %d to port %d closed: "
-	    "%s; %llu bytes to device, %llu from device, %.1f s", sess->name,
-	    c->peer, c->peer_port, c->port, why,
-	    (unsigned long long)c->p->bytes_in,
-	    (unsigned long long)c->p->bytes_out, conn_age(c));
+	if (c->op != NULL && !c->op->dead) {
+		c->op->dead = 1;
+		c->op->why = "closed";
+	}
+	conn_audit(c, &a, "close", why);
+	audit_event(sess->relay, &a, 0, "device %s: %s closed: %s; %llu bytes "
+	    "to device, %llu from device, %.1f s", sess->name, conn_what(c),
+	    why, (unsigned long long)c->p->bytes_in,
+	    (unsigned long long)c->p->bytes_out, a.duration);
 	sess->bytes_in += c->p->bytes_out;
 	sess->bytes_out += c->p->bytes_in;
 	c->state = CONN_CLOSING;
 	event_del(c->ev_timeout);
 	event_del(c->p->ev_rd);
 	event_del(c->p->ev_wr);
+	if (c->op != NULL) {
+		event_del(c->op->ev_rd);
+		event_del(c->op->ev_wr);
+	}
 	event_active(c->ev_free, EV_TIMEOUT, 0);
+}
+
+/*
+ * One half of an operator's channel finished: shut its end of the
+ * socketpair for writing, so the other half sees EOF after the last byte
+ * and finishes too; the conn closes when both have, or CONN_HALF_GRACE s
+ * later.
+ */
+static void
+conn_half_done(struct conn *c, struct pump *p, int *done, int *other)
+{
+	struct timeval tv = { CONN_HALF_GRACE, 0 };
+
+	if (c->state == CONN_CLOSING || c->state == CONN_BURIED)
+		return;
+	*done = 1;
+	shutdown(p->fd, SHUT_WR);
+	if (*other || c->state == CONN_OPENING) {
+		conn_close(c, "%s", p->why);
+		return;
+	}
+	event_del(c->ev_timeout);
+	evtimer_add(c->ev_timeout, &tv);
+	if (p == c->op)
+		pump_kick(c->p);
+	else
+		pump_kick(c->op);
 }
 
 /* The pump finished (EOF both ways, an error, the device's CLOSE). */
@@ -146,7 +244,19 @@ conn_pump_done(struct pump *p, void *arg)
 {
 	struct conn *c = arg;
 
-	conn_close(c, "%s", p->why);
+	if (c->op == NULL)
+		conn_close(c, "%s", p->why);
+	else
+		conn_half_done(c, p, &c->dev_done, &c->op_done);
+}
+
+/* The operator's half finished. */
+static void
+conn_op_done(struct pump *p, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_half_done(c, p, &c->op_done, &c->dev_done);
 }
 
 /* The device did not answer the channel open in time. */
@@ -159,6 +269,10 @@ conn_timeout(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "no answer from the device within %lu s "
 		    "(channel_open_timeout)",
 		    c->sess->relay->conf.channel_open_timeout);
+	else if (c->state == CONN_OPEN)
+		conn_close(c, "%s finished, the %s did not within %d s",
+		    c->dev_done ? "device" : "operator",
+		    c->dev_done ? "operator" : "device", CONN_HALF_GRACE);
 }
 
 /*
@@ -182,8 +296,7 @@ conn_open(struct conn *c)
 	}
 	c->state = CONN_OPEN;
 	event_del(c->ev_timeout);
-	log_debug("device %s: connection from %s port %d joined to port %d",
-	    sess->name, c->peer, c->peer_port, c->port);
+	log_debug("device %s: %s joined", sess->name, conn_what(c));
 	pump_kick(c->p);
 }
 
@@ -208,63 +321,53 @@ conn_count(struct session *sess, int port, const char *peer,
 }
 
 /*
- * Someone connected to a device port: bounded (relay-wide, per port, per
- * source), then a channel to the device is asked for. The socket is not
- * read until the channel is open and has a window.
+ * May one more connection from peer reach port of sess? NULL if so, else
+ * why not (relay-wide, per port, per source caps).
  */
-void
-conn_accept(struct listener *l, int fd, struct sockaddr *sa)
+static const char *
+conn_admit(struct session *sess, int port, const char *peer)
 {
-	struct session *sess = l->owner;
-	struct relay *r = l->relay;
-	struct timeval tv;
+	struct relay *r = sess->relay;
 	unsigned long on_port, from_peer;
-	char peer[64];
-	int peer_port;
-	ssh_channel ch;
-	struct conn *c;
+	static char why[128];
 
-	net_addrstr(sa, peer, sizeof peer, &peer_port);
-	if (sess == NULL || sess->state != SESSION_ACTIVE) {
-		close(fd);
-		return;
-	}
 	if (r->nconns >= r->conns_limit) {
-		conn_refuse_log(r, "device %s: refused connection from %s port "
-		    "%d to port %d: %u connections on the relay (max_conns)",
-		    sess->name, peer, peer_port, l->port, r->nconns);
-		close(fd);
-		return;
+		snprintf(why, sizeof why, "%u connections on the relay "
+		    "(max_conns)", r->nconns);
+		return why;
 	}
-	conn_count(sess, l->port, peer, &on_port, &from_peer);
+	conn_count(sess, port, peer, &on_port, &from_peer);
 	if (on_port >= r->conf.max_conns_per_port) {
-		conn_refuse_log(r, "device %s: refused connection from %s port "
-		    "%d to port %d: %lu connections open or awaiting the device "
-		    "(max_conns_per_port)",
-		    sess->name, peer, peer_port, l->port, on_port);
-		close(fd);
-		return;
+		snprintf(why, sizeof why, "%lu connections open or awaiting "
+		    "the device (max_conns_per_port)", on_port);
+		return why;
 	}
 	if (from_peer >= r->conf.max_conns_per_source) {
-		conn_refuse_log(r, "device %s: refused connection from %s port "
-		    "%d to port %d: %lu connections from that address "
-		    "(max_conns_per_source)", sess->name, peer, peer_port,
-		    l->port, from_peer);
-		close(fd);
-		return;
+		snprintf(why, sizeof why, "%lu connections from that address "
+		    "(max_conns_per_source)", from_peer);
+		return why;
 	}
-	if ((ch = ssh_channel_new(sess->s)) == NULL) {
-		conn_refuse_log(r, "device %s: refused connection from %s port "
-		    "%d: cannot allocate a channel", sess->name, peer,
-		    peer_port);
-		close(fd);
-		return;
-	}
+	return NULL;
+}
+
+/*
+ * A new connection of sess to port, its bytes through fd; the channel to
+ * the device is asked for at once. The socket is not read until the
+ * channel is open and has a window.
+ */
+static struct conn *
+conn_new(struct session *sess, ssh_channel ch, int fd, int port,
+    const char *bind_req, const char *peer, int peer_port)
+{
+	struct relay *r = sess->relay;
+	struct timeval tv;
+	struct conn *c;
+
 	c = xcalloc(1, sizeof *c);
 	c->sess = sess;
 	c->state = CONN_OPENING;
-	c->port = l->port;
-	c->bind_req = xstrdup(l->bind_req);
+	c->port = port;
+	c->bind_req = xstrdup(bind_req);
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
 	c->peer_port = peer_port;
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
@@ -285,9 +388,148 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 	TAILQ_INSERT_TAIL(&sess->conns, c, entry);
 	sess->nconns++;
 	r->nconns++;
+	return c;
+}
+
+/* Ask for the channel; push what that queued. */
+static void
+conn_start(struct conn *c)
+{
+	struct session *sess = c->sess;
+	struct audit a;
+
+	conn_audit(c, &a, "open", NULL);
+	audit_event(sess->relay, &a, 0, "device %s: %s", sess->name,
+	    conn_what(c));
 	conn_open(c);
 	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)
 		session_close(sess, "write failed");
+}
+
+/* Someone connected to a device port: bounded, then joined. */
+void
+conn_accept(struct listener *l, int fd, struct sockaddr *sa)
+{
+	struct session *sess = l->owner;
+	struct relay *r = l->relay;
+	struct audit a;
+	const char *why;
+	char peer[64];
+	int peer_port;
+	ssh_channel ch;
+
+	net_addrstr(sa, peer, sizeof peer, &peer_port);
+	if (sess == NULL || sess->state != SESSION_ACTIVE) {
+		close(fd);
+		return;
+	}
+	memset(&a, 0, sizeof a);
+	a.source = peer;
+	a.source_port = peer_port;
+	a.device = sess->name;
+	a.port = l->port;
+	if ((why = conn_admit(sess, l->port, peer)) != NULL ||
+	    (ch = ssh_channel_new(sess->s)) == NULL) {
+		a.reason = why ? why : "cannot allocate a channel";
+		conn_refuse_log(r, &a, "device %s: refused connection from %s "
+		    "port %d to port %d: %s", sess->name, peer, peer_port,
+		    l->port, a.reason);
+		close(fd);
+		return;
+	}
+	conn_start(conn_new(sess, ch, fd, l->port, l->bind_req, peer,
+	    peer_port));
+}
+
+/*
+ * An operator's direct-tcpip channel (msg, accepted here once everything
+ * is ready) to the device session dev, port (bind_req: what the device
+ * asked to bind, echoed in forwarded-tcpip). The two halves meet in a
+ * socketpair, so the device half is exactly a port connection. -1 with
+ * *why when refused (the caller refuses the channel).
+ */
+int
+conn_direct(struct session *op, struct session *dev, int port,
+    const char *bind_req, const char *target, ssh_message msg,
+    const char **why)
+{
+	struct relay *r = dev->relay;
+	ssh_channel ch, opch;
+	struct conn *c;
+	int sv[2];
+
+	if ((*why = conn_admit(dev, port, op->peer)) != NULL)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sv) == -1) {
+		*why = "out of descriptors (socketpair)";
+		return -1;
+	}
+	if ((ch = ssh_channel_new(dev->s)) == NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		*why = "cannot allocate a channel";
+		return -1;
+	}
+	if ((opch = ssh_message_channel_request_open_reply_accept(msg)) ==
+	    NULL) {
+		ssh_channel_free(ch);
+		close(sv[0]);
+		close(sv[1]);
+		*why = "cannot accept the channel";
+		return -1;
+	}
+	c = conn_new(dev, ch, sv[0], port, bind_req, op->peer, op->peer_port);
+	c->operator = xstrdup(op->name);
+	c->operator_fp = xstrdup(op->fp);
+	c->target = xstrdup(target);
+	c->opsess = op;
+	c->op = pump_new(r->base, &op->io, opch, sv[1], conn_op_done, c);
+	TAILQ_INSERT_TAIL(&op->opconns, c, opentry);
+	op->nopconns++;
+	conn_start(c);
+	if (c->op != NULL)
+		pump_kick(c->op);
+	return 0;
+}
+
+/* After a pass over an operator's session: move its channels' bytes. */
+void
+conn_kick_ops(struct session *op)
+{
+	struct conn *c, *tmp;
+
+	TAILQ_FOREACH_SAFE(c, &op->opconns, opentry, tmp) {
+		if (op->state == SESSION_CLOSING)
+			return;
+		if (c->op != NULL && !c->op->dead)
+			pump_kick(c->op);
+	}
+}
+
+/* The operator's session is closing: close its channels. */
+void
+conn_close_ops(struct session *op, const char *why)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &op->opconns, opentry)
+		conn_close(c, "operator session closed: %s", why);
+}
+
+/*
+ * The operator's session is being freed: its halves go now (the device
+ * halves are freed from the loop as usual).
+ */
+void
+conn_release_ops(struct session *op)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&op->opconns)) != NULL) {
+		conn_close(c, "operator session freed");
+		conn_drop_op(c);
+	}
 }
 
 /*

@@ -8,9 +8,13 @@
 
 #include "relay.h"
 
-/* "4649,4650" for the ports a session owns; len fits max_forwards (1024). */
+/*
+ * "4649,pi-01:22" for the ports and names a session holds (names: 0 only
+ * ports, 1 only names as JSON strings, 2 both as text); len fits
+ * max_forwards (1024) entries.
+ */
 static void
-control_ports(struct relay *r, struct session *sess, char *buf, size_t len)
+control_ports(struct session *sess, int names, char *buf, size_t len)
 {
 	struct listener *l;
 	size_t off = 0;
@@ -19,11 +23,85 @@ control_ports(struct relay *r, struct session *sess, char *buf, size_t len)
 	TAILQ_FOREACH(l, &sess->owned, sentry) {
 		if (off >= len)
 			break;
-		off += (size_t)snprintf(buf + off, len - off, "%s%d",
-		    off ? "," : "", l->port);
+		if ((l->name != NULL) != (names >= 1) && names != 2)
+			continue;
+		if (l->name != NULL)
+			off += (size_t)snprintf(buf + off, len - off,
+			    names == 1 ? "%s\"%s:%d\"" : "%s%s:%d",
+			    off ? "," : "", l->name, l->port);
+		else
+			off += (size_t)snprintf(buf + off, len - off, "%s%d",
+			    off ? "," : "", l->port);
 	}
-	if (buf[0] == '\0')
+	if (buf[0] == '\0' && names == 2)
 		snprintf(buf, len, "-");
+}
+
+/* The operators' channels: a table after the devices', or a JSON array. */
+static void
+control_operators(struct relay *r, struct evbuffer *out, int json)
+{
+	struct session *sess;
+	struct conn *c;
+	char since[32], in[32], outb[32];
+	time_t now = time(NULL);
+	int first = 1, cfirst, header = 0;
+
+	if (json)
+		evbuffer_add_printf(out, ",\"operators\":[");
+	TAILQ_FOREACH(sess, &r->sessions, entry) {
+		if (sess->state != SESSION_ACTIVE || !sess->operator)
+			continue;
+		if (json) {
+			evbuffer_add_printf(out, "%s{\"operator\":", first ?
+			    "" : ",");
+			json_string(out, sess->name);
+			evbuffer_add_printf(out, ",\"key\":\"%s\",\"peer\":"
+			    "\"%s\",\"peer_port\":%d,\"since\":%lld,"
+			    "\"channels\":[", sess->fp, sess->peer,
+			    sess->peer_port, (long long)sess->since);
+			cfirst = 1;
+			TAILQ_FOREACH(c, &sess->opconns, opentry) {
+				evbuffer_add_printf(out, "%s{\"device\":",
+				    cfirst ? "" : ",");
+				json_string(out, c->sess->name);
+				evbuffer_add_printf(out, ",\"target\":");
+				json_string(out, c->target);
+				evbuffer_add_printf(out, ",\"port\":%d,"
+				    "\"bytes_to_device\":%llu,"
+				    "\"bytes_from_device\":%llu}", c->port,
+				    (unsigned long long)c->p->bytes_in,
+				    (unsigned long long)c->p->bytes_out);
+				cfirst = 0;
+			}
+			evbuffer_add_printf(out, "]}");
+			first = 0;
+			continue;
+		}
+		if (!header) {
+			evbuffer_add_printf(out, "\n%-16s %-22s %-8s %-24s "
+			    "%8s %8s\n", "OPERATOR", "PEER", "SINCE",
+			    "CHANNEL", "IN", "OUT");
+			header = 1;
+		}
+		fmt_duration(since, sizeof since, now - sess->since);
+		if (TAILQ_EMPTY(&sess->opconns))
+			evbuffer_add_printf(out, "%-16s %-22s %-8s %-24s %8s "
+			    "%8s\n", sess->name, sess->peer, since, "-", "-",
+			    "-");
+		TAILQ_FOREACH(c, &sess->opconns, opentry) {
+			char tgt[300];
+
+			snprintf(tgt, sizeof tgt, "%s:%d", c->target, c->port);
+			fmt_bytes(in, sizeof in, c->p->bytes_out);
+			fmt_bytes(outb, sizeof outb, c->p->bytes_in);
+			evbuffer_add_printf(out, "%-16s %-22s %-8s %-24s %8s "
+			    "%8s\n", sess->name, sess->peer, since, tgt, in,
+			    outb);
+		}
+	}
+	if (json)
+		evbuffer_add_printf(out, "]");
 }
 
 /* Status as a table or JSON: one row per authenticated device. */
@@ -31,7 +109,7 @@ static void
 control_status(struct relay *r, struct evbuffer *out, int json)
 {
 	struct session *sess;
-	char ports[8192], since[32], in[32], outb[32], rtt[32];
+	char ports[8192], names[8192], since[32], in[32], outb[32], rtt[32];
 	uint64_t from_dev, to_dev;
 	time_t now = time(NULL);
 	int first = 1, nconn;
@@ -49,22 +127,23 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 		    "%8s %8s %s\n", "DEVICE", "PORTS", "STATE", "SINCE", "PEER",
 		    "RTT", "IN", "OUT", "TAKEOVERS");
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
-		if (sess->state != SESSION_ACTIVE)
+		if (sess->state != SESSION_ACTIVE || sess->operator)
 			continue;
-		control_ports(r, sess, ports, sizeof ports);
+		control_ports(sess, json ? 0 : 2, ports, sizeof ports);
 		nconn = conn_bytes(sess, &from_dev, &to_dev);
 		if (json) {
 			evbuffer_add_printf(out, "%s{\"device\":", first ? "" :
 			    ",");
 			json_string(out, sess->name);
+			control_ports(sess, 1, names, sizeof names);
 			evbuffer_add_printf(out, ",\"ports\":[%s],"
+			    "\"names\":[%s],"
 			    "\"state\":\"connected\",\"since\":%lld,"
 			    "\"peer\":\"%s\",\"peer_port\":%d,"
 			    "\"rtt_ms\":%ld,\"bytes_in\":%llu,"
 			    "\"bytes_out\":%llu,\"takeovers\":%u,"
 			    "\"key\":\"%s\",\"connections\":%d}",
-			    strcmp(ports, "-") ? ports : "",
-			    (long long)sess->since, sess->peer,
+			    ports, names, (long long)sess->since, sess->peer,
 			    sess->peer_port, sess->rtt_ms,
 			    (unsigned long long)from_dev,
 			    (unsigned long long)to_dev, sess->takeovers,
@@ -84,7 +163,10 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 		    sess->peer, rtt, in, outb, sess->takeovers);
 	}
 	if (json)
-		evbuffer_add_printf(out, "]}\n");
+		evbuffer_add_printf(out, "]");
+	control_operators(r, out, json);
+	if (json)
+		evbuffer_add_printf(out, "}\n");
 }
 
 /*

@@ -1,4 +1,9 @@
-/* Device ports: one listening socket per port, owned by one session. */
+/*
+ * Device ports: one listening socket per port, owned by one session; and
+ * named forwards (ssh -R pi-01:22:localhost:22): no socket, reached by
+ * operators' direct-tcpip only.
+ */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,21 +21,66 @@ listener_find(struct relay *r, int port)
 	return r->byport[port];
 }
 
-/* Close a device port. */
+/*
+ * Is a requested bind address a name (a named forward)? Not an IP address
+ * and not "", "*" or "localhost".
+ */
+int
+listener_is_name(const char *addr)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (addr == NULL || *addr == '\0' || !strcmp(addr, "*") ||
+	    !strcasecmp(addr, "localhost"))
+		return 0;
+	return inet_pton(AF_INET, addr, buf) != 1 &&
+	    inet_pton(AF_INET6, addr, buf) != 1;
+}
+
+/* The named forward name:port, if any. */
+struct listener *
+listener_find_name(struct relay *r, const char *name, int port)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH(l, &r->listeners, entry)
+		if (l->name != NULL && l->port == port &&
+		    strcmp(l->name, name) == 0)
+			return l;
+	return NULL;
+}
+
+/* Close a device port or drop a named forward. */
 void
 listener_free(struct listener *l)
 {
 	TAILQ_REMOVE(&l->relay->listeners, l, entry);
-	l->relay->byport[l->port] = NULL;
+	if (l->name == NULL)
+		l->relay->byport[l->port] = NULL;
 	if (l->owner != NULL) {
 		TAILQ_REMOVE(&l->owner->owned, l, sentry);
 		if (l->owner->nforwards > 0)
 			l->owner->nforwards--;
 	}
-	evconnlistener_free(l->evl);
+	if (l->evl != NULL)
+		evconnlistener_free(l->evl);
 	accept_pause_clear(&l->ap);
+	free(l->name);
 	free(l->bind_req);
 	free(l);
+}
+
+/* What a listener is, for the log: "port 4649" or "name pi-01:22". */
+static const char *
+listener_what(const struct listener *l)
+{
+	static char buf[300];
+
+	if (l->name != NULL)
+		snprintf(buf, sizeof buf, "name %s:%d", l->name, l->port);
+	else
+		snprintf(buf, sizeof buf, "port %d", l->port);
+	return buf;
 }
 
 /* Someone connected to a device port. */
@@ -69,6 +119,8 @@ listener_request(struct session *sess, const char *addr, int port,
 	socklen_t sslen;
 	static char buf[256];
 
+	int named = listener_is_name(addr);
+
 	if (port <= 0 || port > 65535) {
 		*why = "a fixed port is required (port 0 is not supported)";
 		return -1;
@@ -77,18 +129,21 @@ listener_request(struct session *sess, const char *addr, int port,
 		*why = "key no longer in authorized_keys";
 		return -1;
 	}
-	if (!authkey_permits(ak, addr, port)) {
+	if (named ? !authkey_permits_name(ak, addr, port) :
+	    !authkey_permits(ak, addr, port)) {
 		*why = ak->npermits == 0 ? "key has no permitlisten option" :
+		    named ? "name not in this key's permitlisten" :
 		    "port not in this key's permitlisten";
 		return -1;
 	}
-	if ((l = listener_find(r, port)) != NULL) {
+	if ((l = named ? listener_find_name(r, addr, port) :
+	    listener_find(r, port)) != NULL) {
 		if (l->owner == sess)
 			return 0;
 		if (l->owner == NULL || strcmp(l->owner->fp, sess->fp) != 0) {
-			snprintf(buf, sizeof buf, "port is held by device %s "
-			    "(a different key)", l->owner ? l->owner->name :
-			    "?");
+			snprintf(buf, sizeof buf, "%s is held by device %s "
+			    "(a different key)", named ? "name" : "port",
+			    l->owner ? l->owner->name : "?");
 			*why = buf;
 			return -1;
 		}
@@ -103,9 +158,9 @@ listener_request(struct session *sess, const char *addr, int port,
 		l->bind_req = xstrdup(addr);
 		r->takeovers++;
 		sess->takeovers++;
-		log_info("device %s: port %d taken over by the new session "
-		    "from %s port %d", sess->name, port, sess->peer,
-		    sess->peer_port);
+		log_info("device %s: %s taken over by the new session "
+		    "from %s port %d", sess->name, listener_what(l),
+		    sess->peer, sess->peer_port);
 		session_close(old, "replaced by a new session from %s port %d",
 		    sess->peer, sess->peer_port);
 		return 0;
@@ -113,6 +168,20 @@ listener_request(struct session *sess, const char *addr, int port,
 	if (sess->nforwards >= r->conf.max_forwards) {
 		*why = "too many forwards for this session (max_forwards)";
 		return -1;
+	}
+	if (named) {
+		l = xcalloc(1, sizeof *l);
+		l->relay = r;
+		l->name = xstrdup(addr);
+		l->port = port;
+		l->bind_req = xstrdup(addr);
+		l->owner = sess;
+		TAILQ_INSERT_TAIL(&r->listeners, l, entry);
+		TAILQ_INSERT_TAIL(&sess->owned, l, sentry);
+		sess->nforwards++;
+		log_info("device %s: serving %s (named forward, no port)",
+		    sess->name, listener_what(l));
+		return 0;
 	}
 	if (net_resolve_listen(r->conf.forward_address, (uint16_t)port, &ss,
 	    &sslen, why) == -1)
@@ -150,10 +219,11 @@ listener_cancel(struct session *sess, const char *addr, int port)
 {
 	struct listener *l;
 
-	if ((l = listener_find(sess->relay, port)) == NULL ||
-	    l->owner != sess)
+	l = listener_is_name(addr) ? listener_find_name(sess->relay, addr,
+	    port) : listener_find(sess->relay, port);
+	if (l == NULL || l->owner != sess)
 		return -1;
-	log_info("device %s: cancelled port %d", sess->name, port);
+	log_info("device %s: cancelled %s", sess->name, listener_what(l));
 	listener_free(l);
 	return 0;
 }
@@ -165,7 +235,7 @@ listener_release(struct session *sess)
 	struct listener *l;
 
 	while ((l = TAILQ_FIRST(&sess->owned)) != NULL) {
-		log_info("device %s: closed port %d", sess->name, l->port);
+		log_info("device %s: closed %s", sess->name, listener_what(l));
 		listener_free(l);
 	}
 }

@@ -89,6 +89,7 @@ main_reload(evutil_socket_t sig, short what, void *arg)
 {
 	sd_notify(0, "RELOADING=1");
 	main_reload_config(arg);
+	audit_open(arg);		/* reopened: logrotate moved it */
 	session_reload_keys(arg);
 	sd_notify(0, "READY=1");
 }
@@ -201,6 +202,9 @@ main(int argc, char **argv)
 		exit(1);
 
 	if (metrics_open(&relay) == -1)
+		exit(1);
+	relay.audit_fd = -1;
+	if (audit_open(&relay) == -1)
 		exit(1);
 	relay.ctl = control_open(relay.base, relay.conf.control_socket,
 	    relay_control, &relay);

@@ -42,6 +42,8 @@ struct relay_config {
 	unsigned long	 max_conns;		/* relay-wide */
 	unsigned long	 max_sessions_per_key;
 	unsigned long	 channel_open_timeout;
+	unsigned long	 max_sessions_per_operator;
+	char		*audit_log;
 	char		*control_socket;
 };
 
@@ -50,6 +52,7 @@ enum session_state { SESSION_KEX, SESSION_AUTH, SESSION_ACTIVE,
 
 struct conn;
 TAILQ_HEAD(conns, conn);
+TAILQ_HEAD(opconns, conn);
 struct listener;
 TAILQ_HEAD(listeners, listener);
 
@@ -64,6 +67,10 @@ struct session {
 	int		 peer_port;
 	char		*name;		/* device name (key comment) */
 	char		*fp;		/* key fingerprint: identity */
+	int		 operator;	/* key has permitopen: an operator */
+	struct opconns	 opconns;	/* operator: channels it opened */
+	unsigned int	 nopconns;
+	struct event	*ev_expiry;	/* operator: the key's expiry-time */
 	int		 kex_done;
 	time_t		 since;
 	struct event	*ev_timer;
@@ -89,11 +96,15 @@ struct session {
 };
 TAILQ_HEAD(sessions, session);
 
-/* A device port: a listening socket owned by one session at a time. */
+/*
+ * A device port: a listening socket owned by one session at a time; or a
+ * named forward (name set, no socket), reached by operators only.
+ */
 struct listener {
 	TAILQ_ENTRY(listener) entry;
 	TAILQ_ENTRY(listener) sentry;	/* in owner->owned */
 	struct relay	*relay;
+	char		*name;		/* named forward, else NULL */
 	int		 port;
 	char		*bind_req;	/* address the client asked to bind */
 	struct evconnlistener *evl;
@@ -117,6 +128,20 @@ struct conn {
 	struct session	*sess;
 	enum conn_state	 state;
 	struct pump	*p;		/* owns the socket and the channel */
+	/*
+	 * An operator's direct-tcpip channel: a second pump joins the
+	 * operator's channel to the other end of a socketpair whose first
+	 * end is p's socket. Each half that finishes shuts its end for
+	 * writing; the conn closes when both did (or a grace time later).
+	 */
+	struct session	*opsess;
+	TAILQ_ENTRY(conn) opentry;	/* in opsess->opconns */
+	struct pump	*op;
+	int		 dev_done;
+	int		 op_done;
+	char		*operator;	/* key comment, NULL: a laptop */
+	char		*operator_fp;
+	char		*target;	/* the name asked for (direct-tcpip) */
 	int		 port;		/* device port */
 	char		*bind_req;	/* echoed in forwarded-tcpip */
 	char		 peer[64];	/* the laptop */
@@ -152,6 +177,8 @@ struct relay {
 	int		 accept_paused;
 	struct control	*ctl;
 	struct evhttp	*http;
+	int		 audit_fd;	/* audit_log, -1 when unset */
+	char		 hostname[64];	/* "relay" in audit events */
 };
 
 /* config.c: every relay.conf key is one line of its config_keys[] */
@@ -194,8 +221,33 @@ int	session_reload_keys(struct relay *);
 /* control.c */
 void	relay_control(const char *, struct evbuffer *, void *);
 
+/* operator.c */
+int	operator_open(struct session *, ssh_message);
+void	operator_authenticated(struct session *, struct authkey *);
+
+/* audit.c: open / deny / close events: log, journald fields, JSON lines */
+struct audit {
+	const char	*event;		/* "open", "deny", "close" */
+	const char	*operator;	/* NULL: a bare port connection */
+	const char	*operator_fp;
+	const char	*source;
+	int		 source_port;
+	const char	*device;
+	int		 port;
+	uint64_t	 to_device;
+	uint64_t	 from_device;
+	double		 duration;
+	const char	*reason;
+};
+int	audit_open(struct relay *);
+void	audit_close(struct relay *);
+void	audit_event(struct relay *, const struct audit *, int, const char *,
+	    ...) PRINTFLIKE(4, 5);
+
 /* listener.c */
 int	listener_request(struct session *, const char *, int, const char **);
+int	listener_is_name(const char *);
+struct listener *listener_find_name(struct relay *, const char *, int);
 int	listener_cancel(struct session *, const char *, int);
 void	listener_release(struct session *);
 void	listener_free(struct listener *);
@@ -203,6 +255,11 @@ struct listener *listener_find(struct relay *, int);
 
 /* conn.c */
 void	conn_accept(struct listener *, int, struct sockaddr *);
+int	conn_direct(struct session *, struct session *, int, const char *,
+	    const char *, ssh_message, const char **);
+void	conn_kick_ops(struct session *);
+void	conn_close_ops(struct session *, const char *);
+void	conn_release_ops(struct session *);
 void	conn_close(struct conn *, const char *, ...) PRINTFLIKE(2, 3);
 void	conn_kick_all(struct session *);
 void	conn_close_all(struct session *, const char *);

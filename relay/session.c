@@ -35,6 +35,7 @@ void
 session_free(struct session *sess)
 {
 	TAILQ_REMOVE(&sess->relay->sessions, sess, entry);
+	conn_release_ops(sess);		/* an operator's channels */
 	sshio_clear(&sess->io);		/* buried connections go first */
 	conn_free_all(sess);
 	ssh_disconnect(sess->s);
@@ -42,6 +43,8 @@ session_free(struct session *sess)
 	close(sess->io.fd);
 	event_free(sess->ev_timer);
 	event_free(sess->ev_free);
+	if (sess->ev_expiry != NULL)
+		event_free(sess->ev_expiry);
 	free(sess->name);
 	free(sess->fp);
 	free(sess);
@@ -67,7 +70,11 @@ session_close(struct session *sess, const char *fmt, ...)
 		server_throttle(r);
 	}
 	conn_bytes(sess, &from_dev, &to_dev);
-	if (sess->name != NULL)
+	if (sess->operator)
+		log_info("operator %s (%s port %d) closed: %s; %u channels "
+		    "open, up %lld s", sess->name, sess->peer, sess->peer_port,
+		    why, sess->nopconns, (long long)(time(NULL) - sess->since));
+	else if (sess->name != NULL)
 		log_info("device %s (%s port %d) closed: %s; %llu bytes from "
 		    "device, %llu to device, up %lld s", sess->name, sess->peer,
 		    sess->peer_port, why, (unsigned long long)from_dev,
@@ -77,7 +84,10 @@ session_close(struct session *sess, const char *fmt, ...)
 		log_info("connection from %s port %d closed before "
 		    "authentication: %s", sess->peer, sess->peer_port, why);
 	conn_close_all(sess, "device session closed");
+	conn_close_ops(sess, why);
 	sess->state = SESSION_CLOSING;
+	if (sess->ev_expiry != NULL)
+		event_del(sess->ev_expiry);
 	listener_release(sess);
 	event_del(sess->ev_timer);
 	event_del(sess->io.ev_rd);
@@ -118,7 +128,7 @@ session_limit_key(struct session *sess)
 		oldest = NULL;
 		TAILQ_FOREACH(s, &r->sessions, entry) {
 			if (s->state != SESSION_ACTIVE || s->fp == NULL ||
-			    strcmp(s->fp, sess->fp) != 0)
+			    s->operator || strcmp(s->fp, sess->fp) != 0)
 				continue;
 			n++;
 			if (s != sess && oldest == NULL)
@@ -162,6 +172,13 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 		session_auth_failed(sess);
 		return SSH_AUTH_DENIED;
 	}
+	if (authkey_expired(ak, time(NULL))) {
+		log_info("refused key %s (%s) from %s: expired (expiry-time)",
+		    ak->fp, ak->name, sess->peer);
+		r->refused++;
+		session_auth_failed(sess);
+		return SSH_AUTH_DENIED;
+	}
 	if (state == SSH_PUBLICKEY_STATE_NONE)
 		return SSH_AUTH_SUCCESS;	/* probe: PK_OK */
 	if (state != SSH_PUBLICKEY_STATE_VALID) {
@@ -177,9 +194,13 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	r->nunauth--;
 	penalty_unauth(r, sess->peer, -1);
 	server_throttle(r);
-	log_info("device %s authenticated from %s port %d (key %s)",
-	    sess->name, sess->peer, sess->peer_port, sess->fp);
-	session_limit_key(sess);
+	log_info("%s %s authenticated from %s port %d (key %s)",
+	    ak->nopens > 0 ? "operator" : "device", sess->name, sess->peer,
+	    sess->peer_port, sess->fp);
+	if (ak->nopens > 0)
+		operator_authenticated(sess, ak);
+	else
+		session_limit_key(sess);
 	{
 		struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
 
@@ -242,6 +263,9 @@ session_other_message(ssh_session s, ssh_message msg, void *arg)
 			return 0;
 		return 1;
 	case SSH_REQUEST_CHANNEL_OPEN:
+		if (ssh_message_subtype(msg) == SSH_CHANNEL_DIRECT_TCPIP &&
+		    sess->state == SESSION_ACTIVE)
+			return operator_open(sess, msg);
 		break;
 	default:
 		return 1;
@@ -350,9 +374,9 @@ session_answer_request(ssh_session s, ssh_message msg, void *arg)
 			return;
 		}
 		sess->relay->refused++;
-		log_warnx("device %s (%s): refused forward of port %d "
-		    "(bind address \"%s\"): %s", sess->name, sess->peer, port,
-		    esc(addr), why);
+		log_warnx("%s %s (%s): refused forward of port %d "
+		    "(bind address \"%s\"): %s", sess->operator ? "operator" :
+		    "device", sess->name, sess->peer, port, esc(addr), why);
 		ssh_message_reply_default(msg);
 		return;
 	case SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD:
@@ -474,7 +498,8 @@ session_io(void *arg, short what)
 
 		if (e == NULL || *e == '\0' || strstr(e, "disconnected") ||
 		    strstr(e, "Socket error: disconnected"))
-			session_close(sess, "connection closed by the device%s%s",
+			session_close(sess, "connection closed by the %s%s%s",
+			    sess->operator ? "operator" : "device",
 			    e && *e ? ": " : "", esc(e));
 		else
 			session_close(sess, "%s", esc(e));
@@ -493,6 +518,8 @@ session_io(void *arg, short what)
 	}
 	if (sess->state == SESSION_ACTIVE)
 		conn_kick_all(sess);
+	if (sess->state == SESSION_ACTIVE)
+		conn_kick_ops(sess);
 	if (sess->state != SESSION_CLOSING)
 		sshio_sweep(&sess->io);
 	if (sess->state != SESSION_CLOSING && sess->io.violation[0] != '\0') {
@@ -539,6 +566,7 @@ session_accept(struct relay *r, int fd, int sshfd, struct sockaddr *sa)
 	sess->since = time(NULL);
 	sess->rtt_ms = -1;
 	TAILQ_INIT(&sess->conns);
+	TAILQ_INIT(&sess->opconns);
 	TAILQ_INIT(&sess->owned);
 	if ((sess->s = ssh_new()) == NULL)
 		fatalx("ssh_new");

@@ -323,6 +323,7 @@ start_device_sshd() {
 	PermitRootLogin prohibit-password
 	PasswordAuthentication no
 	KbdInteractiveAuthentication no
+	Subsystem sftp internal-sftp
 	LogLevel INFO
 	EOF
 	ip netns exec "$NS_DEVICE" /usr/sbin/sshd -D -e -f "$T/device/sshd_config" \

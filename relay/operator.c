@@ -1,0 +1,133 @@
+/*
+ * Operators: people who reach devices by name. A key with permitopen is an
+ * operator's; `ssh -J ops@relay pi-01` sends direct-tcpip(pi-01, 22),
+ * served from the named forward pi-01:22, else from the device named
+ * pi-01 holding port 22. Everything else is refused with one log line
+ * (and an audit "deny" event) saying why.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay.h"
+
+/* The key's expiry-time passed: its channels close with the session. */
+static void
+operator_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+
+	session_close(sess, "key expired (expiry-time)");
+}
+
+/*
+ * An operator key authenticated: at most max_sessions_per_operator
+ * sessions per key (refused past it: an operator's other terminals keep
+ * theirs), closed when the key's expiry-time passes.
+ */
+void
+operator_authenticated(struct session *sess, struct authkey *ak)
+{
+	struct relay *r = sess->relay;
+	struct session *s;
+	struct timeval tv;
+	unsigned long n = 0;
+	time_t now = time(NULL);
+
+	sess->operator = 1;
+	TAILQ_FOREACH(s, &r->sessions, entry)
+		if (s != sess && s->state == SESSION_ACTIVE && s->operator &&
+		    strcmp(s->fp, sess->fp) == 0)
+			n++;
+	if (n >= r->conf.max_sessions_per_operator) {
+		session_close(sess, "operator %s has %lu sessions "
+		    "(max_sessions_per_operator)", sess->name, n);
+		return;
+	}
+	if (ak->expiry != 0) {
+		sess->ev_expiry = evtimer_new(r->base, operator_expired, sess);
+		if (sess->ev_expiry == NULL)
+			fatalx("evtimer_new");
+		tv.tv_sec = ak->expiry > now ? ak->expiry - now : 0;
+		tv.tv_usec = 0;
+		evtimer_add(sess->ev_expiry, &tv);
+	}
+}
+
+/* Is a device of that name in authorized_keys (known, maybe offline)? */
+static int
+operator_known_device(struct relay *r, const char *name)
+{
+	struct authkey *ak;
+
+	TAILQ_FOREACH(ak, &r->keys, entry)
+		if (ak->nopens == 0 && strcmp(ak->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The listener that serves host:port: the named forward, else the port
+ * of the device named host. NULL if none is live.
+ */
+static struct listener *
+operator_target(struct relay *r, const char *host, int port)
+{
+	struct listener *l;
+
+	if ((l = listener_find_name(r, host, port)) != NULL)
+		return l;
+	if ((l = listener_find(r, port)) != NULL && l->owner != NULL &&
+	    l->owner->name != NULL && strcmp(l->owner->name, host) == 0)
+		return l;
+	return NULL;
+}
+
+/*
+ * A direct-tcpip channel open. Returns 0 when handled (accepted), 1 for
+ * libssh's default reply (refused).
+ */
+int
+operator_open(struct session *sess, ssh_message msg)
+{
+	struct relay *r = sess->relay;
+	const char *host, *why = NULL;
+	struct authkey *ak;
+	struct listener *l = NULL;
+	struct audit a;
+	char target[300];
+	int port;
+
+	host = ssh_message_channel_request_open_destination(msg);
+	port = ssh_message_channel_request_open_destination_port(msg);
+	snprintf(target, sizeof target, "%s", host ? esc(host) : "");
+	ak = session_authkey(sess);
+	if (!sess->operator || ak == NULL)
+		why = "not an operator key (no permitopen): devices open "
+		    "nothing";
+	else if (authkey_expired(ak, time(NULL)))
+		why = "key expired (expiry-time)";
+	else if (host == NULL || !authkey_may_open(ak, host, port))
+		why = "not permitted by this key's permitopen";
+	else if ((l = operator_target(r, host, port)) == NULL ||
+	    l->owner == NULL || l->owner->state != SESSION_ACTIVE)
+		why = operator_known_device(r, host) ? "device offline" :
+		    "unknown device";
+	if (why == NULL && conn_direct(sess, l->owner, port, l->bind_req,
+	    target, msg, &why) == 0)
+		return 0;
+	memset(&a, 0, sizeof a);
+	a.event = "deny";
+	a.operator = sess->operator ? sess->name : NULL;
+	a.operator_fp = sess->fp;
+	a.source = sess->peer;
+	a.source_port = sess->peer_port;
+	a.device = target;
+	a.port = port;
+	a.reason = why;
+	r->refused++;
+	audit_event(r, &a, 0, "%s %s (%s port %d): refused channel to %s:%d: "
+	    "%s", sess->operator ? "operator" : "device", sess->name,
+	    sess->peer, sess->peer_port, target, port, why);
+	return 1;
+}
