@@ -182,8 +182,12 @@ agent_session_up(struct agent *a, struct session *sess)
 		if (!session_forward_granted(sess, i++))
 			continue;
 		n = strlen(ports);
-		snprintf(ports + n, sizeof ports - n, "%s%u", n ? ", " : "",
-		    f->remote_port);
+		if (net_addr_is_name(f->remote_host))
+			snprintf(ports + n, sizeof ports - n, "%s%s:%u",
+			    n ? ", " : "", f->remote_host, f->remote_port);
+		else
+			snprintf(ports + n, sizeof ports - n, "%s%u",
+			    n ? ", " : "", f->remote_port);
 	}
 	log_info("connected to %s via %s, forwarding %s",
 	    path_host(a->conf, agent_path(a, a->cur)),

@@ -182,3 +182,19 @@ accept_pause_clear(struct accept_pause *ap)
 		event_free(ap->ev);
 	ap->ev = NULL;
 }
+
+/*
+ * Is a forward's bind address a name (a named forward, `ssh -R
+ * pi-01:22:...`)? Not an IP address and not "", "*" or "localhost".
+ */
+int
+net_addr_is_name(const char *addr)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (addr == NULL || *addr == '\0' || !strcmp(addr, "*") ||
+	    !strcasecmp(addr, "localhost"))
+		return 0;
+	return inet_pton(AF_INET, addr, buf) != 1 &&
+	    inet_pton(AF_INET6, addr, buf) != 1;
+}

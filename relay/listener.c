@@ -3,7 +3,6 @@
  * named forwards (ssh -R pi-01:22:localhost:22): no socket, reached by
  * operators' direct-tcpip only.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,22 +18,6 @@ listener_find(struct relay *r, int port)
 	if (port <= 0 || port > 65535)
 		return NULL;
 	return r->byport[port];
-}
-
-/*
- * Is a requested bind address a name (a named forward)? Not an IP address
- * and not "", "*" or "localhost".
- */
-int
-listener_is_name(const char *addr)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	if (addr == NULL || *addr == '\0' || !strcmp(addr, "*") ||
-	    !strcasecmp(addr, "localhost"))
-		return 0;
-	return inet_pton(AF_INET, addr, buf) != 1 &&
-	    inet_pton(AF_INET6, addr, buf) != 1;
 }
 
 /* The named forward name:port, if any. */
@@ -119,7 +102,7 @@ listener_request(struct session *sess, const char *addr, int port,
 	socklen_t sslen;
 	static char buf[256];
 
-	int named = listener_is_name(addr);
+	int named = net_addr_is_name(addr);
 
 	if (port <= 0 || port > 65535) {
 		*why = "a fixed port is required (port 0 is not supported)";
@@ -219,7 +202,7 @@ listener_cancel(struct session *sess, const char *addr, int port)
 {
 	struct listener *l;
 
-	l = listener_is_name(addr) ? listener_find_name(sess->relay, addr,
+	l = net_addr_is_name(addr) ? listener_find_name(sess->relay, addr,
 	    port) : listener_find(sess->relay, port);
 	if (l == NULL || l->owner != sess)
 		return -1;

@@ -246,7 +246,6 @@ void	audit_event(struct relay *, const struct audit *, int, const char *,
 
 /* listener.c */
 int	listener_request(struct session *, const char *, int, const char **);
-int	listener_is_name(const char *);
 struct listener *listener_find_name(struct relay *, const char *, int);
 int	listener_cancel(struct session *, const char *, int);
 void	listener_release(struct session *);
