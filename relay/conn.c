@@ -19,6 +19,7 @@
 #define CONN_HALF_GRACE	10	/* s: one half finished, the other may drain */
 
 static void conn_open(struct conn *);
+static void conn_op_done(struct pump *, void *);
 
 /* Seconds since the connection was accepted. */
 static double
@@ -391,16 +392,34 @@ conn_new(struct session *sess, ssh_channel ch, int fd, int port,
 	return c;
 }
 
-/* Ask for the channel; push what that queued. */
+/* c's other half is an operator's channel (its pump op). */
 static void
-conn_start(struct conn *c)
+conn_join_op(struct conn *c, struct session *opsess, struct pump *op,
+    const char *target)
+{
+	c->operator = xstrdup(opsess->name);
+	c->operator_fp = xstrdup(opsess->fp);
+	c->target = xstrdup(target);
+	c->opsess = opsess;
+	c->op = op;
+	op->done = conn_op_done;
+	op->owner = c;
+	TAILQ_INSERT_TAIL(&opsess->opconns, c, opentry);
+	opsess->nopconns++;
+}
+
+/* Ask for the channel (audited unless it was when held); push it out. */
+static void
+conn_start(struct conn *c, int audit)
 {
 	struct session *sess = c->sess;
 	struct audit a;
 
-	conn_audit(c, &a, "open", NULL);
-	audit_event(sess->relay, &a, 0, "device %s: %s", sess->name,
-	    conn_what(c));
+	if (audit) {
+		conn_audit(c, &a, "open", NULL);
+		audit_event(sess->relay, &a, 0, "device %s: %s", sess->name,
+		    conn_what(c));
+	}
 	conn_open(c);
 	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)
 		session_close(sess, "write failed");
@@ -419,15 +438,34 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 	ssh_channel ch;
 
 	net_addrstr(sa, peer, sizeof peer, &peer_port);
-	if (sess == NULL || sess->state != SESSION_ACTIVE) {
-		close(fd);
-		return;
-	}
 	memset(&a, 0, sizeof a);
 	a.source = peer;
 	a.source_port = peer_port;
-	a.device = sess->name;
 	a.port = l->port;
+	if (sess == NULL || sess->state != SESSION_ACTIVE ||
+	    session_silent(sess)) {
+		/* lingering, or its session went silent: hold it */
+		a.device = sess != NULL && sess->state == SESSION_ACTIVE ?
+		    sess->name : l->linger_name;
+		why = "port not held";
+		if (a.device == NULL || held_add(r, a.device, l->port,
+		    sess == NULL ? l : NULL, fd, NULL, NULL, peer, peer_port,
+		    NULL, &why) == NULL) {
+			if (a.device == NULL)
+				a.device = "-";
+			a.reason = why;
+			conn_refuse_log(r, &a, "device %s: refused connection "
+			    "from %s port %d to port %d: %s", a.device, peer,
+			    peer_port, l->port, a.reason);
+			close(fd);
+			return;
+		}
+		a.event = "open";
+		a.reason = "held: device offline or silent";
+		audit_event(r, &a, 1, "held");
+		return;
+	}
+	a.device = sess->name;
 	if ((why = conn_admit(sess, l->port, peer)) != NULL ||
 	    (ch = ssh_channel_new(sess->s)) == NULL) {
 		a.reason = why ? why : "cannot allocate a channel";
@@ -438,7 +476,7 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 		return;
 	}
 	conn_start(conn_new(sess, ch, fd, l->port, l->bind_req, peer,
-	    peer_port));
+	    peer_port), 1);
 }
 
 /*
@@ -480,16 +518,75 @@ conn_direct(struct session *op, struct session *dev, int port,
 		return -1;
 	}
 	c = conn_new(dev, ch, sv[0], port, bind_req, op->peer, op->peer_port);
-	c->operator = xstrdup(op->name);
-	c->operator_fp = xstrdup(op->fp);
-	c->target = xstrdup(target);
-	c->opsess = op;
-	c->op = pump_new(r->base, &op->io, opch, sv[1], conn_op_done, c);
-	TAILQ_INSERT_TAIL(&op->opconns, c, opentry);
-	op->nopconns++;
-	conn_start(c);
+	conn_join_op(c, op, pump_new(r->base, &op->io, opch, sv[1],
+	    conn_op_done, c), target);
+	conn_start(c, 1);
 	if (c->op != NULL)
 		pump_kick(c->op);
+	return 0;
+}
+
+/*
+ * Serve what was held (held.c) by the device session dev, through l: fd is
+ * the laptop's socket or the device end of the operator's socket pair
+ * (op its other half). -1 with *why when refused.
+ */
+int
+conn_adopt(struct session *dev, struct listener *l, int fd,
+    struct session *opsess, struct pump *op, const char *peer, int peer_port,
+    const struct timespec *started, const char *target, const char **why)
+{
+	ssh_channel ch;
+	struct conn *c;
+
+	if ((*why = conn_admit(dev, l->port, peer)) != NULL)
+		return -1;
+	if ((ch = ssh_channel_new(dev->s)) == NULL) {
+		*why = "cannot allocate a channel";
+		return -1;
+	}
+	c = conn_new(dev, ch, fd, l->port, l->bind_req, peer, peer_port);
+	c->started = *started;
+	if (op != NULL)
+		conn_join_op(c, opsess, op, target);
+	conn_start(c, 0);
+	if (c->op != NULL)
+		pump_kick(c->op);
+	return 0;
+}
+
+/*
+ * The device's session closes before it answered c's channel: c's socket
+ * (and operator half) wait for its next session instead (held.c). 0 when
+ * held; c is then closed without its socket.
+ */
+static int
+conn_rehold(struct conn *c)
+{
+	struct session *sess = c->sess;
+	struct relay *r = sess->relay;
+	struct listener *l;
+	const char *device, *why;
+	int fd = c->p->fd;
+
+	if (c->state != CONN_OPENING || r->quitting || c->p->dead)
+		return -1;
+	l = listener_find(r, c->port);
+	if (c->target != NULL)
+		device = c->target;
+	else
+		device = sess->name;
+	if (held_add(r, device, c->port, l != NULL && l->owner == sess &&
+	    l->name == NULL ? l : NULL, fd, c->opsess, c->op, c->peer,
+	    c->peer_port, &c->started, &why) == NULL)
+		return -1;
+	c->p->fd = -1;			/* the held entry's now */
+	if (c->opsess != NULL) {
+		TAILQ_REMOVE(&c->opsess->opconns, c, opentry);
+		c->opsess->nopconns--;
+		c->op = NULL;
+		c->opsess = NULL;
+	}
 	return 0;
 }
 
@@ -552,14 +649,22 @@ conn_kick_all(struct session *sess)
 	}
 }
 
-/* The session is closing: close every connection it carries. */
+/*
+ * The session is closing: close every connection it carries; those the
+ * device never answered are held for its next session (hold_time).
+ */
 void
 conn_close_all(struct session *sess, const char *why)
 {
 	struct conn *c;
 
-	TAILQ_FOREACH(c, &sess->conns, entry)
-		conn_close(c, "%s", why);
+	TAILQ_FOREACH(c, &sess->conns, entry) {
+		if (conn_rehold(c) == 0)
+			conn_close(c, "%s; held for the device's next "
+			    "session", why);
+		else
+			conn_close(c, "%s", why);
+	}
 }
 
 /*

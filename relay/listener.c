@@ -48,6 +48,11 @@ listener_free(struct listener *l)
 	if (l->evl != NULL)
 		evconnlistener_free(l->evl);
 	accept_pause_clear(&l->ap);
+	if (l->ev_linger != NULL)
+		event_free(l->ev_linger);
+	held_drop_listener(l, "port given up");
+	free(l->linger_fp);
+	free(l->linger_name);
 	free(l->name);
 	free(l->bind_req);
 	free(l);
@@ -123,6 +128,26 @@ listener_request(struct session *sess, const char *addr, int port,
 	    listener_find(r, port)) != NULL) {
 		if (l->owner == sess)
 			return 0;
+		if (l->owner == NULL && l->linger_fp != NULL) {
+			if (strcmp(l->linger_fp, sess->fp) != 0) {
+				snprintf(buf, sizeof buf, "port is kept for "
+				    "device %s (offline %lld s, hold_time)",
+				    l->linger_name, (long long)(time(NULL) -
+				    l->linger_since));
+				*why = buf;
+				return -1;
+			}
+			listener_unlinger(l);
+			l->owner = sess;
+			TAILQ_INSERT_TAIL(&sess->owned, l, sentry);
+			sess->nforwards++;
+			free(l->bind_req);
+			l->bind_req = xstrdup(addr);
+			log_info("device %s: port %d back after %lld s", sess->name,
+			    port, (long long)(time(NULL) - l->linger_since));
+			held_serve(r, l);
+			return 0;
+		}
 		if (l->owner == NULL || strcmp(l->owner->fp, sess->fp) != 0) {
 			snprintf(buf, sizeof buf, "%s is held by device %s "
 			    "(a different key)", named ? "name" : "port",
@@ -146,6 +171,7 @@ listener_request(struct session *sess, const char *addr, int port,
 		    sess->peer, sess->peer_port);
 		session_close(old, "replaced by a new session from %s port %d",
 		    sess->peer, sess->peer_port);
+		held_serve(r, l);
 		return 0;
 	}
 	if (sess->nforwards >= r->conf.max_forwards) {
@@ -164,6 +190,7 @@ listener_request(struct session *sess, const char *addr, int port,
 		sess->nforwards++;
 		log_info("device %s: serving %s (named forward, no port)",
 		    sess->name, listener_what(l));
+		held_serve(r, l);
 		return 0;
 	}
 	if (net_resolve_listen(r->conf.forward_address, (uint16_t)port, &ss,
@@ -193,6 +220,7 @@ listener_request(struct session *sess, const char *addr, int port,
 	sess->nforwards++;
 	log_info("device %s: listening on %s port %d", sess->name,
 	    r->conf.forward_address, port);
+	held_serve(r, l);
 	return 0;
 }
 
@@ -211,14 +239,70 @@ listener_cancel(struct session *sess, const char *addr, int port)
 	return 0;
 }
 
-/* The session is closing: close the ports it still owns. */
+/* hold_time passed and the port's key did not come back. */
+static void
+listener_linger_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	log_info("device %s: closed port %d (not back within hold_time)",
+	    l->linger_name, l->port);
+	listener_free(l);
+}
+
+/* A lingering port is taken again (or given up). */
+void
+listener_unlinger(struct listener *l)
+{
+	if (l->ev_linger != NULL)
+		event_free(l->ev_linger);
+	l->ev_linger = NULL;
+	free(l->linger_fp);
+	free(l->linger_name);
+	l->linger_fp = l->linger_name = NULL;
+}
+
+/*
+ * The session is closing: its named forwards go; its ports linger
+ * hold_time, kept for the same key, holding what arrives meanwhile
+ * (held.c), unless the relay is quitting.
+ */
 void
 listener_release(struct session *sess)
 {
+	struct relay *r = sess->relay;
+	struct timeval tv = { (time_t)r->conf.hold_time, 0 };
 	struct listener *l;
 
 	while ((l = TAILQ_FIRST(&sess->owned)) != NULL) {
-		log_info("device %s: closed %s", sess->name, listener_what(l));
-		listener_free(l);
+		if (l->name != NULL || r->conf.hold_time == 0 || r->quitting) {
+			log_info("device %s: closed %s", sess->name,
+			    listener_what(l));
+			listener_free(l);
+			continue;
+		}
+		TAILQ_REMOVE(&sess->owned, l, sentry);
+		if (sess->nforwards > 0)
+			sess->nforwards--;
+		l->owner = NULL;
+		l->linger_fp = xstrdup(sess->fp);
+		l->linger_name = xstrdup(sess->name);
+		l->linger_since = time(NULL);
+		if ((l->ev_linger = evtimer_new(r->base, listener_linger_end,
+		    l)) == NULL)
+			fatalx("evtimer_new");
+		evtimer_add(l->ev_linger, &tv);
+		log_info("device %s: port %d kept for its next session (up to "
+		    "%lu s, hold_time)", sess->name, l->port, r->conf.hold_time);
 	}
+}
+
+/* A silent session answers again: serve what was held meanwhile. */
+void
+listener_serve_held(struct session *sess)
+{
+	struct listener *l, *tmp;
+
+	TAILQ_FOREACH_SAFE(l, &sess->owned, sentry, tmp)
+		held_serve(sess->relay, l);
 }

@@ -149,6 +149,7 @@ main(int argc, char **argv)
 	memset(&relay, 0, sizeof relay);
 	TAILQ_INIT(&relay.sessions);
 	TAILQ_INIT(&relay.listeners);
+	TAILQ_INIT(&relay.held);
 	TAILQ_INIT(&relay.keys);
 	if (config_load(&relay.conf, conffile, err, sizeof err) == -1) {
 		fprintf(stderr, "%s\n", err);
@@ -234,6 +235,8 @@ main(int argc, char **argv)
 	}
 	while ((l = TAILQ_FIRST(&relay.listeners)) != NULL)
 		listener_free(l);
+	held_clear(&relay);
+	audit_close(&relay);
 	server_close(&relay);
 	control_close(relay.ctl);
 	metrics_close(&relay);

@@ -5,9 +5,11 @@
  * pi-01 holding port 22. Everything else is refused with one log line
  * (and an audit "deny" event) saying why.
  */
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "relay.h"
 
@@ -84,6 +86,53 @@ operator_target(struct relay *r, const char *host, int port)
 }
 
 /*
+ * The device is known but offline or silent: accept the channel and hold
+ * it (held.c) for the device's next session. -1 with *why if not.
+ */
+static int
+operator_hold(struct session *op, const char *device, int port,
+    ssh_message msg, const char **why)
+{
+	struct relay *r = op->relay;
+	struct audit a;
+	ssh_channel opch;
+	struct pump *p;
+	int sv[2];
+
+	if ((*why = held_admit(r, device)) != NULL)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sv) == -1) {
+		*why = "out of descriptors (socketpair)";
+		return -1;
+	}
+	if ((opch = ssh_message_channel_request_open_reply_accept(msg)) ==
+	    NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		*why = "cannot accept the channel";
+		return -1;
+	}
+	p = pump_new(r->base, &op->io, opch, sv[1], NULL, NULL);
+	held_add(r, device, port, NULL, sv[0], op, p, op->peer, op->peer_port,
+	    NULL, why);
+	memset(&a, 0, sizeof a);
+	a.event = "open";
+	a.operator = op->name;
+	a.operator_fp = op->fp;
+	a.source = op->peer;
+	a.source_port = op->peer_port;
+	a.device = device;
+	a.port = port;
+	a.reason = "held: device offline or silent";
+	audit_event(r, &a, 0, "device %s: operator %s (%s port %d) channel to "
+	    "%s:%d held", device, op->name, op->peer, op->peer_port, device,
+	    port);
+	pump_kick(p);
+	return 0;
+}
+
+/*
  * A direct-tcpip channel open. Returns 0 when handled (accepted), 1 for
  * libssh's default reply (refused).
  */
@@ -110,9 +159,13 @@ operator_open(struct session *sess, ssh_message msg)
 	else if (host == NULL || !authkey_may_open(ak, host, port))
 		why = "not permitted by this key's permitopen";
 	else if ((l = operator_target(r, host, port)) == NULL ||
-	    l->owner == NULL || l->owner->state != SESSION_ACTIVE)
-		why = operator_known_device(r, host) ? "device offline" :
-		    "unknown device";
+	    l->owner == NULL || l->owner->state != SESSION_ACTIVE ||
+	    session_silent(l->owner)) {
+		if (l == NULL && !operator_known_device(r, host))
+			why = "unknown device";
+		else if (operator_hold(sess, target, port, msg, &why) == 0)
+			return 0;
+	}
 	if (why == NULL && conn_direct(sess, l->owner, port, l->bind_req,
 	    target, msg, &why) == 0)
 		return 0;

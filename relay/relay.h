@@ -43,6 +43,9 @@ struct relay_config {
 	unsigned long	 max_sessions_per_key;
 	unsigned long	 channel_open_timeout;
 	unsigned long	 max_sessions_per_operator;
+	unsigned long	 hold_time;
+	unsigned long	 max_held;
+	unsigned long	 max_held_per_device;
 	char		*audit_log;
 	char		*control_socket;
 };
@@ -110,7 +113,33 @@ struct listener {
 	struct evconnlistener *evl;
 	struct session	*owner;
 	struct accept_pause ap;		/* accepting paused after EMFILE */
+	/* no owner: lingering hold_time for the key that had it */
+	char		*linger_fp;
+	char		*linger_name;
+	time_t		 linger_since;
+	struct event	*ev_linger;
 };
+
+/* A connection or operator channel waiting for its device (held.c). */
+struct held {
+	TAILQ_ENTRY(held) entry;
+	struct relay	*relay;
+	char		*device;
+	int		 port;
+	struct listener	*l;		/* the lingering port it came to */
+	int		 fd;		/* laptop socket / socket pair end */
+	struct session	*opsess;	/* operator: its session and half */
+	struct pump	*op;
+	char		*operator;
+	char		*operator_fp;
+	char		 peer[64];
+	int		 peer_port;
+	struct timespec	 started;
+	int		 closing;
+	struct event	*ev_timeout;
+	struct event	*ev_free;
+};
+TAILQ_HEAD(helds, held);
 
 enum conn_state { CONN_OPENING, CONN_OPEN, CONN_CLOSING, CONN_BURIED };
 
@@ -177,6 +206,8 @@ struct relay {
 	int		 accept_paused;
 	struct control	*ctl;
 	struct evhttp	*http;
+	struct helds	 held;
+	unsigned int	 nheld;
 	int		 audit_fd;	/* audit_log, -1 when unset */
 	char		 hostname[64];	/* "relay" in audit events */
 };
@@ -209,6 +240,13 @@ void	penalty_gc(void);
 void	penalty_clear(void);
 void	penalty_set_clock(time_t (*)(void));
 unsigned int penalty_nsources(void);
+
+/*
+ * A session is silent while a keepalive probe it owes an answer to is out
+ * (the device may be rebooting half-open): new connections for it are
+ * held, and served when it answers or its next session comes.
+ */
+#define session_silent(s)	((s)->ka_sent.tv_sec != 0 && (s)->ka_missed > 0)
 
 /* session.c */
 void	session_accept(struct relay *, int, int, struct sockaddr *);
@@ -249,6 +287,8 @@ int	listener_request(struct session *, const char *, int, const char **);
 struct listener *listener_find_name(struct relay *, const char *, int);
 int	listener_cancel(struct session *, const char *, int);
 void	listener_release(struct session *);
+void	listener_unlinger(struct listener *);
+void	listener_serve_held(struct session *);
 void	listener_free(struct listener *);
 struct listener *listener_find(struct relay *, int);
 
@@ -259,6 +299,20 @@ int	conn_direct(struct session *, struct session *, int, const char *,
 void	conn_kick_ops(struct session *);
 void	conn_close_ops(struct session *, const char *);
 void	conn_release_ops(struct session *);
+int	conn_adopt(struct session *, struct listener *, int, struct session *,
+	    struct pump *, const char *, int, const struct timespec *,
+	    const char *, const char **);
+
+/* held.c */
+const char *held_admit(struct relay *, const char *);
+struct held *held_add(struct relay *, const char *, int, struct listener *,
+	    int, struct session *, struct pump *, const char *, int,
+	    const struct timespec *, const char **);
+void	held_serve(struct relay *, struct listener *);
+void	held_drop_operator(struct session *);
+void	held_drop_listener(struct listener *, const char *);
+unsigned int held_count(struct relay *, const char *);
+void	held_clear(struct relay *);
 void	conn_close(struct conn *, const char *, ...) PRINTFLIKE(2, 3);
 void	conn_kick_all(struct session *);
 void	conn_close_all(struct session *, const char *);

@@ -85,6 +85,8 @@ session_close(struct session *sess, const char *fmt, ...)
 		    "authentication: %s", sess->peer, sess->peer_port, why);
 	conn_close_all(sess, "device session closed");
 	conn_close_ops(sess, why);
+	if (sess->operator)
+		held_drop_operator(sess);
 	sess->state = SESSION_CLOSING;
 	if (sess->ev_expiry != NULL)
 		event_del(sess->ev_expiry);
@@ -515,6 +517,8 @@ session_io(void *arg, short what)
 		sess->rtt_ms = (now.tv_sec - sess->ka_sent.tv_sec) * 1000 +
 		    (now.tv_nsec - sess->ka_sent.tv_nsec) / 1000000;
 		sess->ka_sent.tv_sec = 0;
+		if (sess->relay->nheld > 0)
+			listener_serve_held(sess);	/* not silent now */
 	}
 	if (sess->state == SESSION_ACTIVE)
 		conn_kick_all(sess);
