@@ -569,7 +569,8 @@ conn_rehold(struct conn *c)
 	const char *device, *why;
 	int fd = c->p->fd;
 
-	if (c->state != CONN_OPENING || r->quitting || c->p->dead)
+	if (c->state != CONN_OPENING || r->quitting || c->p->dead ||
+	    sess->no_linger)
 		return -1;
 	l = listener_find(r, c->port);
 	if (c->target != NULL)

@@ -196,6 +196,7 @@ control_kick(struct relay *r, const char *name, struct evbuffer *out)
 	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp) {
 		if (sess->state == SESSION_ACTIVE && !strcmp(byfp ? sess->fp :
 		    sess->name, name)) {
+			sess->no_linger = 1;
 			session_close(sess, "kicked by simtunctl");
 			n++;
 		}

@@ -275,7 +275,8 @@ listener_release(struct session *sess)
 	struct listener *l;
 
 	while ((l = TAILQ_FIRST(&sess->owned)) != NULL) {
-		if (l->name != NULL || r->conf.hold_time == 0 || r->quitting) {
+		if (l->name != NULL || r->conf.hold_time == 0 || r->quitting ||
+		    sess->no_linger) {
 			log_info("device %s: closed %s", sess->name,
 			    listener_what(l));
 			listener_free(l);

@@ -71,6 +71,8 @@ struct session {
 	char		*name;		/* device name (key comment) */
 	char		*fp;		/* key fingerprint: identity */
 	int		 operator;	/* key has permitopen: an operator */
+	int		 no_linger;	/* its ports close with it (kick, key
+					   removed): nothing is held for it */
 	struct opconns	 opconns;	/* operator: channels it opened */
 	unsigned int	 nopconns;
 	struct event	*ev_expiry;	/* operator: the key's expiry-time */

@@ -648,10 +648,12 @@ session_reload_keys(struct relay *r)
 		if (sess->state != SESSION_ACTIVE)
 			continue;
 		if ((ak = session_authkey(sess)) == NULL) {
+			sess->no_linger = 1;
 			session_close(sess, "key removed from authorized_keys");
 			continue;
 		}
 		if (!authkey_from_ok(ak, sess->peer)) {
+			sess->no_linger = 1;
 			session_close(sess, "address no longer allowed by "
 			    "from=");
 			continue;

@@ -23,7 +23,8 @@ add_device_key -o 'from="10.0.0.0/8"' dev3 4652
 make_key stranger
 BADSRC=198.18.0.5	# a second laptop address, not exempt
 ip -n "$NS_LAPTOP" addr add "$BADSRC/24" dev eth0
-start_relay "penalty_exempt = $LAPTOP_ADDR" "penalty_failures = 10" "penalty_time = 30"
+# hold_time = 0: ports close with their session (holding is t_op_hold's)
+start_relay "penalty_exempt = $LAPTOP_ADDR" "penalty_failures = 10" "penalty_time = 30" "hold_time = 0"
 ctl() { "$SIMTUN_BIN/simtunctl" -s "$T/relay/relay.sock" "$@"; }
 
 device_ssh_R

@@ -11,7 +11,8 @@ require_relay
 require_cmds socat
 netns_setup
 sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="4650",permitlisten="4652"/' "$T/relay/authorized_keys"
-start_relay
+# hold_time = 0: ports close with their session (holding is t_op_hold's)
+start_relay "hold_time = 0"
 ip netns exec "$NS_DEVICE" socat TCP-LISTEN:7000,bind=127.0.0.1,reuseaddr,fork EXEC:cat &
 ST_DAEMONS+=($!)
 # a server that speaks first and the client only listens (like SMTP)

@@ -9,7 +9,8 @@ MAX=10
 
 require_relay
 netns_setup
-start_relay "keepalive_interval = 1" "keepalive_count_max = 3"
+# hold_time = 0: the port closes with the expired session (holding is t_op_hold's)
+start_relay "keepalive_interval = 1" "keepalive_count_max = 3" "hold_time = 0"
 
 device_ssh_R
 dev1_pid=$SSH_R_PID
