@@ -10,7 +10,9 @@
 #    or device no permitopen allows, a device key opening a channel, an
 #    operator key taking a port, from= mismatch, an expired key;
 #  - a key whose expiry-time passes during a session loses it;
-#  - the audit log has open/deny/close events with operator, device, bytes.
+#  - the audit log has open/deny/close events with operator, device, bytes,
+#    and the journal gets them with SIMTUN_* fields (a stand-in journald
+#    socket bound over /run/systemd/journal in the relay's mount namespace).
 . "$(dirname "$0")/lib.sh"
 
 require_relay
@@ -22,6 +24,14 @@ add_device_key -o 'permitopen="pi-*:22",permitopen="dev1:4649"' ops
 add_device_key -o 'permitopen="pi-*:22",from="10.9.9.9"' ops-far
 add_device_key -o 'permitopen="pi-*:22",expiry-time="20200101"' ops-old
 AUDIT=$T/audit.jsonl
+mkdir -p "$T/journal" /run/systemd/journal
+python3 "$LIB_DIR/notify_listen.py" "$T/journal/socket" "$T/journal.txt" &
+ST_DAEMONS+=("$!")
+wait_until 5 test -S "$T/journal/socket" || fail "stand-in journal socket missing"
+printf '#!/bin/sh\nmount --bind "%s" /run/systemd/journal || exit 1\nexec "$@"\n' \
+    "$T/journal" >"$T/jwrap.sh"
+chmod +x "$T/jwrap.sh"
+RELAY_WRAPPER="unshare -m --propagation private $T/jwrap.sh"
 start_relay "audit_log = $AUDIT"
 
 ssh_R "$NS_DEVICE" pi-01 "pi-01:22:127.0.0.1:22"
@@ -151,5 +161,11 @@ ev() { jq -c "select($1)" "$AUDIT" | wc -l; }
     fail "an operator channel was audited as a bare port connection"
 grep -q 'ops-soon' "$AUDIT" && ! grep -qiE 'PRIVATE KEY|password' "$AUDIT" || fail "audit log content"
 log "audit: $(jq -r .event "$AUDIT" | sort | uniq -c | tr -s ' \n' ' ')"
+# the journal: the same events as SIMTUN_* fields
+grep -q '^SIMTUN_EVENT=deny$' "$T/journal.txt" && grep -q '^SIMTUN_DEVICE=pi-02$' "$T/journal.txt" &&
+    grep -q '^SIMTUN_OPERATOR=ops$' "$T/journal.txt" && grep -q '^SIMTUN_EVENT=close$' "$T/journal.txt" &&
+    grep -q '^SIMTUN_REASON=unknown device$' "$T/journal.txt" ||
+    fail "journal entries lack the SIMTUN_* fields: $(head -c 600 "$T/journal.txt")"
+log "journal: $(grep -c '^SIMTUN_EVENT=' "$T/journal.txt") events with SIMTUN_* fields"
 relay_alive || fail "relay died"
 exit 0
