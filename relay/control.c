@@ -220,9 +220,13 @@ relay_control(const char *line, struct evbuffer *out, void *arg)
 	else if (!strcmp(line, "status --json") || !strcmp(line,
 	    "status json"))
 		control_status(r, out, 1);
+	else if (!strcmp(line, "devices"))
+		devices_list(r, out, 0);
+	else if (!strcmp(line, "devices --json"))
+		devices_list(r, out, 1);
 	else if (!strncmp(line, "kick ", 5) && line[5] != '\0')
 		control_kick(r, line + 5, out);
 	else
 		evbuffer_add_printf(out, "error: unknown request (try status, "
-		    "status --json, kick DEVICE)\n");
+		    "status --json, devices, devices --json, kick DEVICE)\n");
 }

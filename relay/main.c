@@ -236,6 +236,7 @@ main(int argc, char **argv)
 	while ((l = TAILQ_FIRST(&relay.listeners)) != NULL)
 		listener_free(l);
 	held_clear(&relay);
+	devices_clear();
 	audit_close(&relay);
 	server_close(&relay);
 	control_close(relay.ctl);

@@ -261,6 +261,11 @@ int	session_reload_keys(struct relay *);
 /* control.c */
 void	relay_control(const char *, struct evbuffer *, void *);
 
+/* devices.c */
+void	devices_session_closed(struct session *, uint64_t, uint64_t);
+void	devices_list(struct relay *, struct evbuffer *, int);
+void	devices_clear(void);
+
 /* operator.c */
 int	operator_open(struct session *, ssh_message);
 void	operator_authenticated(struct session *, struct authkey *);

@@ -70,6 +70,8 @@ session_close(struct session *sess, const char *fmt, ...)
 		server_throttle(r);
 	}
 	conn_bytes(sess, &from_dev, &to_dev);
+	if (sess->state == SESSION_ACTIVE)
+		devices_session_closed(sess, from_dev, to_dev);
 	if (sess->operator)
 		log_info("operator %s (%s port %d) closed: %s; %u channels "
 		    "open, up %lld s", sess->name, sess->peer, sess->peer_port,

@@ -20,6 +20,7 @@ usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 	    "usage: simtunctl [-s SOCKET] status [--json]\n"
+	    "       simtunctl [-s SOCKET] devices [--json]\n"
 	    "       simtunctl [-s SOCKET] kick DEVICE\n"
 	    "  -s SOCKET   control socket (default %s, else %s)\n",
 	    RELAY_SOCK, AGENT_SOCK);
@@ -95,11 +96,11 @@ main(int argc, char **argv)
 	if (sock == NULL)
 		sock = access(RELAY_SOCK, F_OK) == 0 ||
 		    access(AGENT_SOCK, F_OK) != 0 ? RELAY_SOCK : AGENT_SOCK;
-	if (!strcmp(argv[0], "status")) {
+	if (!strcmp(argv[0], "status") || !strcmp(argv[0], "devices")) {
 		if (argc == 1)
-			snprintf(req, sizeof req, "status");
+			snprintf(req, sizeof req, "%s", argv[0]);
 		else if (argc == 2 && !strcmp(argv[1], "--json"))
-			snprintf(req, sizeof req, "status --json");
+			snprintf(req, sizeof req, "%s --json", argv[0]);
 		else
 			usage(1);
 	} else if (!strcmp(argv[0], "kick") && argc == 2) {

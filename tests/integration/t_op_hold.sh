@@ -50,8 +50,13 @@ wait_until 5 grep -q "reloaded $T/relay/relay.conf" "$RELAY_LOG" || fail "relay.
 kill -TERM "$SSH_R_PID"
 wait_until 5 grep -q 'device pi-01: closed name pi-01:22' "$RELAY_LOG" || fail "pi-01's session did not close"
 t0=$(now)
-opssh root@pi-01 true 2>/dev/null &&
-    fail "ssh to an offline device succeeded"
+opssh root@pi-01 true 2>/dev/null &
+op_pid=$!
+ctl() { "$SIMTUN_BIN/simtunctl" -s "$T/relay/relay.sock" "$@"; }
+wait_until 5 eval '[ "$(ctl devices --json | jq -r '"'"'.devices[] | select(.device == "pi-01") | .state'"'"')" = held ]' ||
+    fail "simtunctl devices does not show pi-01 held: $(ctl devices)"
+ctl devices | sed 's/^/    /'
+wait "$op_pid" && fail "ssh to an offline device succeeded"
 e=$(elapsed "$t0")
 awk -v e="$e" 'BEGIN { exit !(e >= 2.5 && e < 15) }' || fail "held ssh failed after $e s, hold_time is 3"
 wait_until 5 grep -q 'device pi-01: held channel .* closed: device offline (held 3 s, hold_time)' "$RELAY_LOG" ||
@@ -78,6 +83,16 @@ wait "$lp_pid" || fail "held laptop ssh -p 4649 failed: $(cat "$T/held2.err")"
 grep -q 'device dev1: port 4649 back after' "$RELAY_LOG" || fail "no 'port back' line"
 log "a laptop's ssh -p 4649 during dev1's absence landed $(elapsed "$t0") s later"
 
+js=$(ctl devices --json) || fail "simtunctl devices --json failed"
+[ "$(echo "$js" | jq -r '.devices[] | select(.device == "pi-01") | .state')" = offline ] ||
+    fail "pi-01 not offline in devices: $js"
+[ "$(echo "$js" | jq -r '.devices[] | select(.device == "pi-01") | .last_address')" = "$CARRIER_ADDR" ] ||
+    fail "pi-01's last address not the carrier's: $js"
+[ "$(echo "$js" | jq -r '.devices[] | select(.device == "dev1") | .state')" = online ] ||
+    fail "dev1 not online in devices: $js"
+[ "$(echo "$js" | jq '[.devices[] | select(.device == "ops")] | length')" = 0 ] ||
+    fail "an operator key listed as a device: $js"
+log "simtunctl devices: pi-01 offline (last from $CARRIER_ADDR), dev1 online"
 [ "$(jq -c 'select(.event == "open" and (.reason | test("held")))' "$AUDIT" | wc -l)" -ge 1 ] ||
     fail "no held open event in the audit log"
 [ "$(jq -c 'select(.event == "close" and (.reason | test("device offline")))' "$AUDIT" | wc -l)" -ge 1 ] ||

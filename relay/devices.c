@@ -1,0 +1,155 @@
+/*
+ * The fleet as authorized_keys lists it: every device key with its state
+ * (online, held, offline), when it was last seen, from where, and the
+ * bytes it moved. What a device did survives its session (and a reload of
+ * authorized_keys), not a restart of the relay.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "relay.h"
+
+/* What the relay remembers of a device between sessions. */
+struct seen {
+	TAILQ_ENTRY(seen) entry;
+	char		*fp;
+	time_t		 last;
+	char		 addr[64];
+	uint64_t	 bytes_in;	/* from the device */
+	uint64_t	 bytes_out;	/* to the device */
+};
+TAILQ_HEAD(seens, seen);
+static struct seens seens = TAILQ_HEAD_INITIALIZER(seens);
+
+/* The record of key fp, created if asked. */
+static struct seen *
+devices_find(const char *fp, int create)
+{
+	struct seen *d;
+
+	TAILQ_FOREACH(d, &seens, entry)
+		if (strcmp(d->fp, fp) == 0)
+			return d;
+	if (!create)
+		return NULL;
+	d = xcalloc(1, sizeof *d);
+	d->fp = xstrdup(fp);
+	TAILQ_INSERT_HEAD(&seens, d, entry);
+	return d;
+}
+
+/* A device session closes: remember when, from where, and its bytes. */
+void
+devices_session_closed(struct session *sess, uint64_t from_dev,
+    uint64_t to_dev)
+{
+	struct seen *d;
+
+	if (sess->fp == NULL || sess->operator)
+		return;
+	d = devices_find(sess->fp, 1);
+	d->last = time(NULL);
+	snprintf(d->addr, sizeof d->addr, "%s", sess->peer);
+	d->bytes_in += from_dev;
+	d->bytes_out += to_dev;
+}
+
+/* Forget everything (at exit). */
+void
+devices_clear(void)
+{
+	struct seen *d;
+
+	while ((d = TAILQ_FIRST(&seens)) != NULL) {
+		TAILQ_REMOVE(&seens, d, entry);
+		free(d->fp);
+		free(d);
+	}
+}
+
+/* The live session of key fp, if any. */
+static struct session *
+devices_session(struct relay *r, const char *fp)
+{
+	struct session *sess;
+
+	TAILQ_FOREACH(sess, &r->sessions, entry)
+		if (sess->state == SESSION_ACTIVE && !sess->operator &&
+		    strcmp(sess->fp, fp) == 0)
+			return sess;
+	return NULL;
+}
+
+/* `simtunctl devices [--json]`. */
+void
+devices_list(struct relay *r, struct evbuffer *out, int json)
+{
+	struct authkey *ak;
+	struct session *sess;
+	struct seen *d;
+	const char *state, *addr;
+	char last[32], in[32], outb[32];
+	uint64_t bin, bout, fd, td;
+	time_t now = time(NULL), seen;
+	unsigned int held;
+	int first = 1;
+
+	if (json)
+		evbuffer_add_printf(out, "{\"devices\":[");
+	else
+		evbuffer_add_printf(out, "%-16s %-8s %-10s %-22s %8s %8s %s\n",
+		    "DEVICE", "STATE", "LAST SEEN", "LAST ADDRESS", "IN", "OUT",
+		    "HELD");
+	TAILQ_FOREACH(ak, &r->keys, entry) {
+		if (ak->nopens > 0)
+			continue;	/* an operator */
+		d = devices_find(ak->fp, 0);
+		sess = devices_session(r, ak->fp);
+		held = held_count(r, ak->name);
+		bin = d ? d->bytes_in : 0;
+		bout = d ? d->bytes_out : 0;
+		seen = d ? d->last : 0;
+		addr = d && d->addr[0] ? d->addr : "-";
+		if (sess != NULL) {
+			conn_bytes(sess, &fd, &td);
+			bin += fd;
+			bout += td;
+			seen = now;
+			addr = sess->peer;
+		}
+		state = sess != NULL ? "online" : held > 0 ? "held" :
+		    "offline";
+		if (json) {
+			evbuffer_add_printf(out, "%s{\"device\":", first ? "" :
+			    ",");
+			json_string(out, ak->name);
+			evbuffer_add_printf(out, ",\"key\":\"%s\",\"state\":"
+			    "\"%s\",\"last_seen\":%lld,\"last_address\":",
+			    ak->fp, state, (long long)seen);
+			json_string(out, addr);
+			evbuffer_add_printf(out, ",\"bytes_in\":%llu,"
+			    "\"bytes_out\":%llu,\"held\":%u}",
+			    (unsigned long long)bin, (unsigned long long)bout,
+			    held);
+			first = 0;
+			continue;
+		}
+		if (sess != NULL)
+			snprintf(last, sizeof last, "now");
+		else if (seen == 0)
+			snprintf(last, sizeof last, "never");
+		else {
+			fmt_duration(last, sizeof last, now - seen);
+			strncat(last, " ago", sizeof last - strlen(last) - 1);
+		}
+		fmt_bytes(in, sizeof in, bin);
+		fmt_bytes(outb, sizeof outb, bout);
+		evbuffer_add_printf(out, "%-16s %-8s %-10s %-22s %8s %8s %u\n",
+		    ak->name, state, last, addr, in, outb, held);
+	}
+	if (json)
+		evbuffer_add_printf(out, "]}\n");
+}
