@@ -12,6 +12,10 @@
 
 #include "relay.h"
 
+#define CLONE_FLAPS	3	/* live sessions displaced ... */
+#define CLONE_WINDOW	60	/* ... within this many seconds: a clone */
+#define CLONE_HOLDOFF	300	/* s the live copy is kept, the other refused */
+
 /* What the relay remembers of a device between sessions. */
 struct seen {
 	TAILQ_ENTRY(seen) entry;
@@ -20,6 +24,9 @@ struct seen {
 	char		 addr[64];
 	uint64_t	 bytes_in;	/* from the device */
 	uint64_t	 bytes_out;	/* to the device */
+	time_t		 flaps[CLONE_FLAPS];	/* live sessions displaced */
+	time_t		 clone_until;	/* refuse a second live copy */
+	time_t		 clone_logged;
 };
 TAILQ_HEAD(seens, seen);
 static struct seens seens = TAILQ_HEAD_INITIALIZER(seens);
@@ -152,4 +159,70 @@ devices_list(struct relay *r, struct evbuffer *out, int json)
 	}
 	if (json)
 		evbuffer_add_printf(out, "]}\n");
+}
+
+/*
+ * Same key, two places: a cloned SD card image, each copy displacing the
+ * other every few seconds. A takeover whose displaced session was still
+ * answering is a flap (a rebooted device's old session is silent, or gone
+ * after its DISCONNECT); CLONE_FLAPS of them within CLONE_WINDOW s is a
+ * clone: one warning naming both addresses, the clone metric, and for
+ * CLONE_HOLDOFF s a new session of that key is refused while one is live
+ * and answering (the copies back off instead of thrashing).
+ */
+void
+devices_displaced(struct session *old, struct session *sess)
+{
+	struct relay *r = sess->relay;
+	struct seen *d;
+	time_t now = time(NULL);
+	int i;
+
+	if (old->ka_missed > 0 || session_silent(old))
+		return;		/* silent: a reboot, not a clone */
+	d = devices_find(sess->fp, 1);
+	memmove(d->flaps, d->flaps + 1, sizeof d->flaps - sizeof d->flaps[0]);
+	d->flaps[CLONE_FLAPS - 1] = now;
+	for (i = 0; i < CLONE_FLAPS; i++)
+		if (d->flaps[i] == 0 || now - d->flaps[i] > CLONE_WINDOW)
+			return;
+	d->clone_until = now + CLONE_HOLDOFF;
+	r->clones++;
+	log_warnx("device %s: key %s is in use from two places at once (%s "
+	    "port %d and %s port %d), %d times in %d s: a cloned SD card "
+	    "image? Keeping the session that holds the ports, refusing the "
+	    "other copy for %d s; give each device its own key", sess->name,
+	    sess->fp, old->peer, old->peer_port, sess->peer, sess->peer_port,
+	    CLONE_FLAPS, CLONE_WINDOW, CLONE_HOLDOFF);
+	memset(d->flaps, 0, sizeof d->flaps);
+}
+
+/*
+ * May a new session of this device key authenticate? Not while the key
+ * is a known clone and another copy is live and answering. NULL if so,
+ * else why not (for the log, at most once a minute per key).
+ */
+const char *
+devices_clone_check(struct relay *r, struct session *sess, const char *fp,
+    int *quiet)
+{
+	static char why[256];
+	struct session *live;
+	struct seen *d;
+	time_t now = time(NULL);
+
+	*quiet = 0;
+	if ((d = devices_find(fp, 0)) == NULL || now >= d->clone_until)
+		return NULL;
+	if ((live = devices_session(r, fp)) == NULL || live == sess ||
+	    live->ka_missed > 0 || session_silent(live))
+		return NULL;
+	if (now - d->clone_logged < 60)
+		*quiet = 1;
+	else
+		d->clone_logged = now;
+	snprintf(why, sizeof why, "the key is in use from %s port %d (a "
+	    "clone; refused for %lld s more)", live->peer, live->peer_port,
+	    (long long)(d->clone_until - now));
+	return why;
 }

@@ -156,6 +156,7 @@ listener_request(struct session *sess, const char *addr, int port,
 			return -1;
 		}
 		old = l->owner;
+		devices_displaced(old, sess);
 		if (old->nforwards > 0)
 			old->nforwards--;
 		TAILQ_REMOVE(&old->owned, l, sentry);

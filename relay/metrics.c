@@ -63,6 +63,10 @@ metrics_request(struct evhttp_request *req, void *arg)
 	    "Ports handed to a newer session of the same key.");
 	evbuffer_add_printf(out, "simtun_takeovers_total %llu\n",
 	    (unsigned long long)r->takeovers);
+	metrics_head(out, "simtun_key_clones_total", "counter",
+	    "Device keys seen live in two places at once (cloned images).");
+	evbuffer_add_printf(out, "simtun_key_clones_total %llu\n",
+	    (unsigned long long)r->clones);
 	metrics_head(out, "simtun_refused_total", "counter",
 	    "Refused connections, keys and forward requests.");
 	evbuffer_add_printf(out, "simtun_refused_total %llu\n",

@@ -204,6 +204,7 @@ struct relay {
 	uint64_t	 refused;
 	uint64_t	 takeovers;
 	uint64_t	 ka_failures;
+	uint64_t	 clones;	/* keys seen live in two places */
 	int		 quitting;
 	int		 accept_paused;
 	struct control	*ctl;
@@ -265,6 +266,9 @@ void	relay_control(const char *, struct evbuffer *, void *);
 void	devices_session_closed(struct session *, uint64_t, uint64_t);
 void	devices_list(struct relay *, struct evbuffer *, int);
 void	devices_clear(void);
+void	devices_displaced(struct session *, struct session *);
+const char *devices_clone_check(struct relay *, struct session *,
+	    const char *, int *);
 
 /* operator.c */
 int	operator_open(struct session *, ssh_message);

@@ -154,7 +154,9 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	struct session *sess = arg;
 	struct relay *r = sess->relay;
 	struct authkey *ak;
+	const char *why;
 	char *fp;
+	int quiet;
 
 	sess->kex_done = 1;
 	if (sess->state == SESSION_CLOSING)
@@ -189,6 +191,17 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 		log_info("bad signature for key %s (%s) from %s", ak->fp,
 		    ak->name, sess->peer);
 		session_auth_failed(sess);
+		return SSH_AUTH_DENIED;
+	}
+	if (ak->nopens == 0 && (why = devices_clone_check(r, sess, ak->fp,
+	    &quiet)) != NULL) {
+		/* not a failed login: no penalty for a shared CGNAT address */
+		if (!quiet)
+			log_warnx("refused key %s (%s) from %s port %d: %s",
+			    ak->fp, ak->name, sess->peer, sess->peer_port, why);
+		r->refused++;
+		session_close(sess, "key in use elsewhere (clone)");
+		shutdown(sess->io.fd, SHUT_RDWR);
 		return SSH_AUTH_DENIED;
 	}
 	sess->name = xstrdup(ak->name);
