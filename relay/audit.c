@@ -139,6 +139,7 @@ audit_event(struct relay *r, const struct audit *a, int quiet,
 
 	if (journal == -1)
 		journal = audit_stderr_is_journal();
+	devices_audit(a);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);

@@ -27,6 +27,9 @@ struct seen {
 	time_t		 flaps[CLONE_FLAPS];	/* live sessions displaced */
 	time_t		 clone_until;	/* refuse a second live copy */
 	time_t		 clone_logged;
+	char		*operator;	/* an operator key: its name and */
+	uint64_t	 op_opened;	/* audit counts */
+	uint64_t	 op_denied;
 };
 TAILQ_HEAD(seens, seen);
 static struct seens seens = TAILQ_HEAD_INITIALIZER(seens);
@@ -73,6 +76,7 @@ devices_clear(void)
 	while ((d = TAILQ_FIRST(&seens)) != NULL) {
 		TAILQ_REMOVE(&seens, d, entry);
 		free(d->fp);
+		free(d->operator);
 		free(d);
 	}
 }
@@ -225,4 +229,67 @@ devices_clone_check(struct relay *r, struct session *sess, const char *fp,
 	    "clone; refused for %lld s more)", live->peer, live->peer_port,
 	    (long long)(d->clone_until - now));
 	return why;
+}
+
+/* Per-operator counters, from every audit event that names an operator. */
+void
+devices_audit(const struct audit *a)
+{
+	struct seen *d;
+
+	if (a->operator == NULL || a->operator_fp == NULL)
+		return;
+	d = devices_find(a->operator_fp, 1);
+	if (d->operator == NULL)
+		d->operator = xstrdup(a->operator);
+	if (strcmp(a->event, "open") == 0)
+		d->op_opened++;
+	else if (strcmp(a->event, "deny") == 0)
+		d->op_denied++;
+	else if (strcmp(a->event, "close") == 0) {
+		d->bytes_in += a->from_device;
+		d->bytes_out += a->to_device;
+	}
+}
+
+/* The operators' counters in Prometheus text. */
+void
+devices_metrics(struct evbuffer *out)
+{
+	struct seen *d;
+
+	evbuffer_add_printf(out, "# HELP simtun_operator_channels_total "
+	    "Operator channels opened (held ones included) and refused.\n"
+	    "# TYPE simtun_operator_channels_total counter\n");
+	TAILQ_FOREACH(d, &seens, entry) {
+		if (d->operator == NULL)
+			continue;
+		evbuffer_add_printf(out, "simtun_operator_channels_total"
+		    "{operator=\"");
+		metrics_label(out, d->operator);
+		evbuffer_add_printf(out, "\",result=\"opened\"} %llu\n",
+		    (unsigned long long)d->op_opened);
+		evbuffer_add_printf(out, "simtun_operator_channels_total"
+		    "{operator=\"");
+		metrics_label(out, d->operator);
+		evbuffer_add_printf(out, "\",result=\"denied\"} %llu\n",
+		    (unsigned long long)d->op_denied);
+	}
+	evbuffer_add_printf(out, "# HELP simtun_operator_bytes_total Bytes "
+	    "of operators' closed channels (in = from the device).\n"
+	    "# TYPE simtun_operator_bytes_total counter\n");
+	TAILQ_FOREACH(d, &seens, entry) {
+		if (d->operator == NULL)
+			continue;
+		evbuffer_add_printf(out, "simtun_operator_bytes_total"
+		    "{operator=\"");
+		metrics_label(out, d->operator);
+		evbuffer_add_printf(out, "\",direction=\"in\"} %llu\n",
+		    (unsigned long long)d->bytes_in);
+		evbuffer_add_printf(out, "simtun_operator_bytes_total"
+		    "{operator=\"");
+		metrics_label(out, d->operator);
+		evbuffer_add_printf(out, "\",direction=\"out\"} %llu\n",
+		    (unsigned long long)d->bytes_out);
+	}
 }

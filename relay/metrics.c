@@ -9,7 +9,7 @@
 #include "relay.h"
 
 /* A label value with \, " and newline escaped as the text format wants. */
-static void
+void
 metrics_label(struct evbuffer *out, const char *s)
 {
 	for (; *s; s++) {
@@ -50,7 +50,7 @@ metrics_request(struct evhttp_request *req, void *arg)
 	if ((out = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
 	TAILQ_FOREACH(sess, &r->sessions, entry)
-		if (sess->state == SESSION_ACTIVE)
+		if (sess->state == SESSION_ACTIVE && !sess->operator)
 			n++;
 	metrics_head(out, "simtun_devices_connected", "gauge",
 	    "Devices with an authenticated session.");
@@ -78,7 +78,7 @@ metrics_request(struct evhttp_request *req, void *arg)
 	metrics_head(out, "simtun_device_bytes_total", "counter",
 	    "Bytes through a device's tunnel (in = from the device).");
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
-		if (sess->state != SESSION_ACTIVE)
+		if (sess->state != SESSION_ACTIVE || sess->operator)
 			continue;
 		conn_bytes(sess, &in, &o);
 		evbuffer_add_printf(out, "simtun_device_bytes_total{device=\"");
@@ -90,6 +90,7 @@ metrics_request(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(out, "\",direction=\"out\"} %llu\n",
 		    (unsigned long long)o);
 	}
+	devices_metrics(out);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, HTTP_OK, "OK", out);

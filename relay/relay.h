@@ -233,6 +233,7 @@ void	server_limits(struct relay *);
 
 /* metrics.c */
 int	metrics_open(struct relay *);
+void	metrics_label(struct evbuffer *, const char *);
 void	metrics_close(struct relay *);
 
 /* penalty.c */
@@ -269,6 +270,9 @@ void	devices_clear(void);
 void	devices_displaced(struct session *, struct session *);
 const char *devices_clone_check(struct relay *, struct session *,
 	    const char *, int *);
+struct audit;
+void	devices_audit(const struct audit *);
+void	devices_metrics(struct evbuffer *);
 
 /* operator.c */
 int	operator_open(struct session *, ssh_message);

@@ -32,7 +32,7 @@ printf '#!/bin/sh\nmount --bind "%s" /run/systemd/journal || exit 1\nexec "$@"\n
     "$T/journal" >"$T/jwrap.sh"
 chmod +x "$T/jwrap.sh"
 RELAY_WRAPPER="unshare -m --propagation private $T/jwrap.sh"
-start_relay "audit_log = $AUDIT"
+start_relay "audit_log = $AUDIT" "metrics_listen = 127.0.0.1:9100"
 
 ssh_R "$NS_DEVICE" pi-01 "pi-01:22:127.0.0.1:22"
 named_pid=$SSH_R_PID
@@ -167,5 +167,14 @@ grep -q '^SIMTUN_EVENT=deny$' "$T/journal.txt" && grep -q '^SIMTUN_DEVICE=pi-02$
     grep -q '^SIMTUN_REASON=unknown device$' "$T/journal.txt" ||
     fail "journal entries lack the SIMTUN_* fields: $(head -c 600 "$T/journal.txt")"
 log "journal: $(grep -c '^SIMTUN_EVENT=' "$T/journal.txt") events with SIMTUN_* fields"
+# per-operator counters in /metrics
+m=$(nsx "$NS_RELAY" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3')
+o=$(echo "$m" | awk '/^simtun_operator_channels_total\{operator="ops",result="opened"\}/ { print $2 }')
+dn=$(echo "$m" | awk '/^simtun_operator_channels_total\{operator="ops",result="denied"\}/ { print $2 }')
+b=$(echo "$m" | awk '/^simtun_operator_bytes_total\{operator="ops",direction="out"\}/ { print $2 }')
+[ "${o:-0}" -ge 4 ] && [ "${dn:-0}" -ge 3 ] && [ "${b:-0}" -ge 20971520 ] ||
+    fail "operator metrics: opened '$o' denied '$dn' bytes out '$b': $(echo "$m" | grep operator)"
+echo "$m" | grep -q '^simtun_devices_connected 2$' || fail "operators counted as devices: $(echo "$m" | grep devices_connected)"
+log "metrics: ops opened $o channels, $dn denied, $b bytes to devices"
 relay_alive || fail "relay died"
 exit 0
