@@ -78,24 +78,34 @@ END {
 	s = med("bulkcpu.simtun.relay") + med("bulkcpu.simtun.device"); o = med("bulkcpu.openssh.relay") + med("bulkcpu.openssh.device")
 	row(sprintf("tunnel CPU per MB, relay + device client (ms; %s + %s vs %s + %s)", med("bulkcpu.simtun.relay"), med("bulkcpu.simtun.device"), med("bulkcpu.openssh.relay"), med("bulkcpu.openssh.device")),
 	    cnt("bulkcpu.simtun.relay") ? sprintf("%.2f", s) : "n/a", cnt("bulkcpu.openssh.relay") ? sprintf("%.2f", o) : "n/a", nratio(o, s), "", "")
+	# 3b. the operator's path (ssh -J): simtun relay vs sshd as jump host
+	s = med("jump.simtun.ssh"); o = med("jump.openssh.ssh")
+	row("operator ssh -J throughput, 'cat >/dev/null' (MB/s)", s == "" ? "n/a" : s, o == "" ? "n/a" : o, nratio(s, o), "", "")
+	s = med("jumprtt.simtun"); o = med("jumprtt.openssh")
+	row("operator ssh -J -L, 64 B round trip (us)", s == "" ? "n/a" : s, o == "" ? "n/a" : o, nratio(o, s), "", "")
+	s = med("jumplogin.simtun"); o = med("jumplogin.openssh")
+	row("operator ssh -J login, two handshakes (s)", secs(s, 0), secs(o, 0), tratio(s, o, 0), "", "")
+	s = med("held.simtun"); o = med("held.openssh")
+	row("half-open reboot: client starts -> operator lands (simtun: held, no retry; OpenSSH: retry 0.5 s)",
+	    secs(s, 120), secs(o, 120), tratio(s, o, 120), "", "")
 	# 4. relay memory and handshake rate
 	s = per_dev("simtun", 1000); o = per_dev("openssh", 1000)
 	row("relay memory per idle device, 1,000 devices (PSS, KB)", s == "" ? "n/a" : sprintf("%.1f", s),
 	    o == "" ? "n/a" : sprintf("%.0f", o), nratio(o, s), "", "")
-	s10 = per_dev("simtun", 9900)
+	s10 = per_dev("simtun", big)
 	row("relay memory per idle device, 10,000 devices* (PSS, KB)", s10 == "" ? "n/a" : sprintf("%.1f", s10),
 	    o == "" ? "n/a" : sprintf("%.0f (1k, scaled)", o), nratio(o, s10), "<= 50 KB", s10 == "" ? "" : (s10 <= 50))
 	s = first("fleet.simtun.1000.rate"); o = first("fleet.openssh.1000.rate")
 	row("handshake rate, 1,000 devices (per s, 256 in flight)", s == "" ? "n/a" : s, o == "" ? "n/a" : o, nratio(s, o), "", "")
-	s10 = first("fleet.simtun.9900.rate")
+	s10 = first("fleet.simtun." big ".rate")
 	row("handshake rate, 10,000 devices* (per s)", s10 == "" ? "n/a" : s10, o == "" ? "n/a" : o " (1k)", nratio(s10, o), "", "")
 	s = first("fleet.simtun.1000.ramp_relay_cpu_ms"); o = first("fleet.openssh.1000.ramp_relay_cpu_ms")
-	s10 = first("fleet.simtun.9900.ramp_relay_cpu_ms")
+	s10 = first("fleet.simtun." big ".ramp_relay_cpu_ms")
 	row("relay CPU per handshake (ms), 1,000 [10,000*]", s == "" ? "n/a" : s (s10 == "" ? "" : " [" s10 "]"), o == "" ? "n/a" : o, nratio(o, s), "", "")
 	# 5. storm
 	s = first("fleet.simtun.1000.storm_s"); o = first("fleet.openssh.1000.storm_s")
 	row("reconnect storm after relay SIGKILL, 1,000 devices", secs(s, 120), secs(o, 120), tratio(s, o, 120), "", "")
-	s = first("fleet.simtun.9900.storm_s")
+	s = first("fleet.simtun." big ".storm_s")
 	row("reconnect storm after relay SIGKILL, 10,000 devices*", secs(s, 120), "not run", "n/a", "<= 10 s", le(s, 10))
 	# 6. agent
 	s = first("agent.simtun.rss"); o = first("agent.openssh.rss")
@@ -125,7 +135,8 @@ END {
 	printf "Fleets: bench/loadgen, one process, libssh sessions with one key and port each, from one address;\n"
 	printf "  max_startups = fleet size (sshd MaxStartups), simtun penalty_exempt = generator address; storm =\n"
 	printf "  SIGKILL (sshd: all its processes), restart after 2 s, devices reconnect like simtun-agent.\n"
-	printf "  * 10,000 devices = 9,900 here: RLIMIT_NOFILE hard limit 20,000 and the relay holds 2 fds per device.\n"
+	printf "  * 10,000 devices = %s here: RLIMIT_NOFILE hard limit %s and the relay holds 3 fds per device\n", big, hardlimit
+	printf "    (its socket, libssh's copy of it, the device's port).\n"
 	printf "  OpenSSH at 10,000 not run (process per session: ~10,000 x the 1k PSS per device); its 1k figures shown.\n"
 	printf "  The generator shares the %s CPUs with the relay (see relay CPU per handshake for the relay's own cost).\n", nproc
 	if (failed != "") printf "FAILED sections: %s\n", failed
