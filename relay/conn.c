@@ -567,11 +567,12 @@ conn_rehold(struct conn *c)
 	struct relay *r = sess->relay;
 	struct listener *l;
 	const char *device, *why;
-	int fd = c->p->fd;
+	int fd;
 
 	if (c->state != CONN_OPENING || r->quitting || c->p->dead ||
 	    sess->no_linger)
 		return -1;
+	fd = c->p->fd;
 	l = listener_find(r, c->port);
 	if (c->target != NULL)
 		device = c->target;

@@ -89,7 +89,7 @@ devices_session(struct relay *r, const char *fp)
 
 	TAILQ_FOREACH(sess, &r->sessions, entry)
 		if (sess->state == SESSION_ACTIVE && !sess->operator &&
-		    strcmp(sess->fp, fp) == 0)
+		    !sess->displaced && strcmp(sess->fp, fp) == 0)
 			return sess;
 	return NULL;
 }
@@ -167,24 +167,23 @@ devices_list(struct relay *r, struct evbuffer *out, int json)
 
 /*
  * Same key, two places: a cloned SD card image, each copy displacing the
- * other every few seconds. A takeover whose displaced session was still
- * answering is a flap (a rebooted device's old session is silent, or gone
- * after its DISCONNECT); CLONE_FLAPS of them within CLONE_WINDOW s is a
- * clone: one warning naming both addresses, the clone metric, and for
- * CLONE_HOLDOFF s a new session of that key is refused while one is live
- * and answering (the copies back off instead of thrashing).
+ * other every few seconds. old was displaced by a newer session of its
+ * key and answered the probe it got then (session_displace): a live copy,
+ * not a rebooted device's dead session. CLONE_FLAPS of them within
+ * CLONE_WINDOW s is a clone: one warning naming both addresses, the clone
+ * metric, and for CLONE_HOLDOFF s a new session of that key is refused
+ * while one is live and answering (the copies back off instead of
+ * thrashing).
  */
 void
-devices_displaced(struct session *old, struct session *sess)
+devices_displaced(struct session *old)
 {
-	struct relay *r = sess->relay;
+	struct relay *r = old->relay;
 	struct seen *d;
 	time_t now = time(NULL);
 	int i;
 
-	if (old->ka_missed > 0 || session_silent(old))
-		return;		/* silent: a reboot, not a clone */
-	d = devices_find(sess->fp, 1);
+	d = devices_find(old->fp, 1);
 	memmove(d->flaps, d->flaps + 1, sizeof d->flaps - sizeof d->flaps[0]);
 	d->flaps[CLONE_FLAPS - 1] = now;
 	for (i = 0; i < CLONE_FLAPS; i++)
@@ -193,10 +192,10 @@ devices_displaced(struct session *old, struct session *sess)
 	d->clone_until = now + CLONE_HOLDOFF;
 	r->clones++;
 	log_warnx("device %s: key %s is in use from two places at once (%s "
-	    "port %d and %s port %d), %d times in %d s: a cloned SD card "
-	    "image? Keeping the session that holds the ports, refusing the "
-	    "other copy for %d s; give each device its own key", sess->name,
-	    sess->fp, old->peer, old->peer_port, sess->peer, sess->peer_port,
+	    "port %d and %s), %d times in %d s: a cloned SD card image? "
+	    "Keeping the session that holds the ports, refusing the other "
+	    "copy for %d s; give each device its own key", old->name,
+	    old->fp, old->peer, old->peer_port, old->displaced_by,
 	    CLONE_FLAPS, CLONE_WINDOW, CLONE_HOLDOFF);
 	memset(d->flaps, 0, sizeof d->flaps);
 }

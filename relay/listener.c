@@ -156,7 +156,6 @@ listener_request(struct session *sess, const char *addr, int port,
 			return -1;
 		}
 		old = l->owner;
-		devices_displaced(old, sess);
 		if (old->nforwards > 0)
 			old->nforwards--;
 		TAILQ_REMOVE(&old->owned, l, sentry);
@@ -170,8 +169,7 @@ listener_request(struct session *sess, const char *addr, int port,
 		log_info("device %s: %s taken over by the new session "
 		    "from %s port %d", sess->name, listener_what(l),
 		    sess->peer, sess->peer_port);
-		session_close(old, "replaced by a new session from %s port %d",
-		    sess->peer, sess->peer_port);
+		session_displace(old, sess);
 		held_serve(r, l);
 		return 0;
 	}

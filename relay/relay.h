@@ -73,6 +73,8 @@ struct session {
 	int		 operator;	/* key has permitopen: an operator */
 	int		 no_linger;	/* its ports close with it (kick, key
 					   removed): nothing is held for it */
+	int		 displaced;	/* a newer session took its ports */
+	char		 displaced_by[96];	/* "ADDR port N" */
 	struct opconns	 opconns;	/* operator: channels it opened */
 	unsigned int	 nopconns;
 	struct event	*ev_expiry;	/* operator: the key's expiry-time */
@@ -258,6 +260,7 @@ void	session_close(struct session *, const char *, ...)
 	    PRINTFLIKE(2, 3);
 void	session_free(struct session *);
 struct authkey *session_authkey(struct session *);
+void	session_displace(struct session *, struct session *);
 int	session_reload_keys(struct relay *);
 
 /* control.c */
@@ -267,7 +270,7 @@ void	relay_control(const char *, struct evbuffer *, void *);
 void	devices_session_closed(struct session *, uint64_t, uint64_t);
 void	devices_list(struct relay *, struct evbuffer *, int);
 void	devices_clear(void);
-void	devices_displaced(struct session *, struct session *);
+void	devices_displaced(struct session *);
 const char *devices_clone_check(struct relay *, struct session *,
 	    const char *, int *);
 struct audit;

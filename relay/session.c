@@ -439,6 +439,38 @@ session_keepalive(struct session *sess)
 	}
 }
 
+static void session_keepalive(struct session *);
+
+#define DISPLACE_GRACE	2	/* s a displaced session has to answer */
+
+/*
+ * A newer session of the same key took a port over: the old one has lost
+ * it already. Did the old one still live (two copies of one key at once,
+ * a cloned image) or was it a dead half-open one (a reboot)? It gets one
+ * keepalive probe and DISPLACE_GRACE s: an answer is a live copy
+ * (devices_displaced), closed at once; silence, a dead one, closed when
+ * the time is up.
+ */
+void
+session_displace(struct session *old, struct session *sess)
+{
+	struct timeval tv = { DISPLACE_GRACE, 0 };
+
+	if (old->displaced || old->state != SESSION_ACTIVE)
+		return;
+	old->displaced = 1;
+	snprintf(old->displaced_by, sizeof old->displaced_by, "%s port %d",
+	    sess->peer, sess->peer_port);
+	session_keepalive(old);
+	if (sshio_flush(&old->io) == -1) {
+		session_close(old, "replaced by a new session from %s",
+		    old->displaced_by);
+		return;
+	}
+	event_del(old->ev_timer);
+	event_add(old->ev_timer, &tv);
+}
+
 /* Login grace and keepalives share one timer per session. */
 static void
 session_timer(evutil_socket_t fd, short what, void *arg)
@@ -453,6 +485,11 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 	if (sess->state != SESSION_ACTIVE) {
 		session_close(sess, "login grace time (%lu s) exceeded",
 		    r->conf.login_grace_time);
+		return;
+	}
+	if (sess->displaced) {
+		session_close(sess, "replaced by a new session from %s (this "
+		    "one did not answer: gone)", sess->displaced_by);
 		return;
 	}
 	/*
@@ -524,6 +561,13 @@ session_io(void *arg, short what)
 	}
 	if (sess->state == SESSION_CLOSING)
 		return;
+	if (sess->displaced && sess->ka_sent.tv_sec != 0 &&
+	    sess->rcount.in_packets != sess->ka_sent_packets) {
+		devices_displaced(sess);	/* it answered: a live copy */
+		session_close(sess, "replaced by a new session from %s",
+		    sess->displaced_by);
+		return;
+	}
 	if (sess->state == SESSION_ACTIVE && sess->ka_sent.tv_sec != 0 &&
 	    sess->rcount.in_packets != sess->ka_sent_packets) {
 		struct timespec now;
