@@ -21,17 +21,6 @@
 static void conn_open(struct conn *);
 static void conn_op_done(struct pump *, void *);
 
-/* Seconds since the connection was accepted. */
-static double
-conn_age(struct conn *c)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - c->started.tv_sec) +
-	    (double)(now.tv_nsec - c->started.tv_nsec) / 1e9;
-}
-
 /*
  * A refused connection or channel: an audit "deny" event each, but at most
  * 10 log lines a second so a flood of laptops cannot flood the log; the
@@ -149,7 +138,7 @@ conn_audit(struct conn *c, struct audit *a, const char *event,
 		a->to_device = c->p->bytes_in;
 		a->from_device = c->p->bytes_out;
 	}
-	a->duration = conn_age(c);
+	a->duration = relay_age(&c->started);
 }
 
 /* "connection from ADDR port N to port P" or the operator's channel. */

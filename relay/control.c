@@ -127,7 +127,9 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 		    "%8s %8s %s\n", "DEVICE", "PORTS", "STATE", "SINCE", "PEER",
 		    "RTT", "IN", "OUT", "TAKEOVERS");
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
-		if (sess->state != SESSION_ACTIVE || sess->operator)
+		/* a displaced session is on its way out (2 s at most) */
+		if (sess->state != SESSION_ACTIVE || sess->operator ||
+		    sess->displaced)
 			continue;
 		control_ports(sess, json ? 0 : 2, ports, sizeof ports);
 		nconn = conn_bytes(sess, &from_dev, &to_dev);

@@ -251,6 +251,17 @@ devices_audit(const struct audit *a)
 	}
 }
 
+/* One sample: NAME{operator="OP",KEY="VAL"} N. */
+static void
+devices_sample(struct evbuffer *out, const char *name, const char *op,
+    const char *key, const char *val, uint64_t n)
+{
+	evbuffer_add_printf(out, "%s{operator=\"", name);
+	metrics_label(out, op);
+	evbuffer_add_printf(out, "\",%s=\"%s\"} %llu\n", key, val,
+	    (unsigned long long)n);
+}
+
 /* The operators' counters in Prometheus text. */
 void
 devices_metrics(struct evbuffer *out)
@@ -263,16 +274,10 @@ devices_metrics(struct evbuffer *out)
 	TAILQ_FOREACH(d, &seens, entry) {
 		if (d->operator == NULL)
 			continue;
-		evbuffer_add_printf(out, "simtun_operator_channels_total"
-		    "{operator=\"");
-		metrics_label(out, d->operator);
-		evbuffer_add_printf(out, "\",result=\"opened\"} %llu\n",
-		    (unsigned long long)d->op_opened);
-		evbuffer_add_printf(out, "simtun_operator_channels_total"
-		    "{operator=\"");
-		metrics_label(out, d->operator);
-		evbuffer_add_printf(out, "\",result=\"denied\"} %llu\n",
-		    (unsigned long long)d->op_denied);
+		devices_sample(out, "simtun_operator_channels_total",
+		    d->operator, "result", "opened", d->op_opened);
+		devices_sample(out, "simtun_operator_channels_total",
+		    d->operator, "result", "denied", d->op_denied);
 	}
 	evbuffer_add_printf(out, "# HELP simtun_operator_bytes_total Bytes "
 	    "of operators' closed channels (in = from the device).\n"
@@ -280,15 +285,9 @@ devices_metrics(struct evbuffer *out)
 	TAILQ_FOREACH(d, &seens, entry) {
 		if (d->operator == NULL)
 			continue;
-		evbuffer_add_printf(out, "simtun_operator_bytes_total"
-		    "{operator=\"");
-		metrics_label(out, d->operator);
-		evbuffer_add_printf(out, "\",direction=\"in\"} %llu\n",
-		    (unsigned long long)d->bytes_in);
-		evbuffer_add_printf(out, "simtun_operator_bytes_total"
-		    "{operator=\"");
-		metrics_label(out, d->operator);
-		evbuffer_add_printf(out, "\",direction=\"out\"} %llu\n",
-		    (unsigned long long)d->bytes_out);
+		devices_sample(out, "simtun_operator_bytes_total", d->operator,
+		    "direction", "in", d->bytes_in);
+		devices_sample(out, "simtun_operator_bytes_total", d->operator,
+		    "direction", "out", d->bytes_out);
 	}
 }

@@ -16,17 +16,6 @@
 
 static void held_close(struct held *, const char *, ...) PRINTFLIKE(2, 3);
 
-/* Seconds since the entry was first accepted. */
-static double
-held_age(struct held *h)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - h->started.tv_sec) +
-	    (double)(now.tv_nsec - h->started.tv_nsec) / 1e9;
-}
-
 /* The audit fields of a held entry. */
 static void
 held_audit(struct held *h, struct audit *a, const char *event,
@@ -41,7 +30,7 @@ held_audit(struct held *h, struct audit *a, const char *event,
 	a->device = h->device;
 	a->port = h->port;
 	a->reason = reason;
-	a->duration = held_age(h);
+	a->duration = relay_age(&h->started);
 }
 
 /* Unlink and free; the socket and the operator's half go too. */
@@ -223,7 +212,7 @@ held_serve(struct relay *r, struct listener *l)
 		}
 		log_info("device %s: held %s from %s port %d served after "
 		    "%.1f s", h->device, h->op ? "channel" : "connection",
-		    h->peer, h->peer_port, held_age(h));
+		    h->peer, h->peer_port, relay_age(&h->started));
 		h->fd = -1;		/* the conn's now */
 		h->op = NULL;
 		h->closing = 1;

@@ -50,7 +50,8 @@ metrics_request(struct evhttp_request *req, void *arg)
 	if ((out = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
 	TAILQ_FOREACH(sess, &r->sessions, entry)
-		if (sess->state == SESSION_ACTIVE && !sess->operator)
+		if (sess->state == SESSION_ACTIVE && !sess->operator &&
+		    !sess->displaced)
 			n++;
 	metrics_head(out, "simtun_devices_connected", "gauge",
 	    "Devices with an authenticated session.");
@@ -78,7 +79,8 @@ metrics_request(struct evhttp_request *req, void *arg)
 	metrics_head(out, "simtun_device_bytes_total", "counter",
 	    "Bytes through a device's tunnel (in = from the device).");
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
-		if (sess->state != SESSION_ACTIVE || sess->operator)
+		if (sess->state != SESSION_ACTIVE || sess->operator ||
+		    sess->displaced)
 			continue;
 		conn_bytes(sess, &in, &o);
 		evbuffer_add_printf(out, "simtun_device_bytes_total{device=\"");

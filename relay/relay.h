@@ -254,6 +254,17 @@ unsigned int penalty_nsources(void);
  */
 #define session_silent(s)	((s)->ka_sent.tv_sec != 0 && (s)->ka_missed > 0)
 
+/* Seconds since t (CLOCK_MONOTONIC). */
+static inline double
+relay_age(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) +
+	    (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
 /* session.c */
 void	session_accept(struct relay *, int, int, struct sockaddr *);
 void	session_close(struct session *, const char *, ...)

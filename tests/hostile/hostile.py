@@ -113,6 +113,15 @@ def ssh_login(a, user=None, banner=None):
     return t
 
 
+def hidden():
+    """What a read_message hook returns for a message paramiko must not
+    see (it belongs to our raw channels): an SSH_MSG_IGNORE."""
+    im = Message()
+    im.add_string(b"")
+    im.rewind()
+    return MSG_IGNORE, im
+
+
 def raw(t, *items):
     """Send a message built from (kind, value) items, waiting out kex."""
     m = Message()
@@ -399,10 +408,7 @@ def cmd_tardy(a):
                     unanswered.append(cid)
                     out(relay_closed=st["closed"])
             if cid in rids:     # ours, not paramiko's: hide it
-                im = Message()
-                im.add_string(b"")
-                im.rewind()
-                return MSG_IGNORE, im
+                return hidden()
         return ptype, m
     t.packetizer.read_message = read_message
 
@@ -497,10 +503,7 @@ class Strict:
                             what = self.pending[cid].pop(0)
                 self.check(ptype, m, what)
                 if what is not None:    # our raw request: not paramiko's
-                    im = Message()
-                    im.add_string(b"")
-                    im.rewind()
-                    return MSG_IGNORE, im
+                    return hidden()
             return ptype, m
         t.packetizer.read_message = read_message
 

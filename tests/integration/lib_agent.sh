@@ -3,6 +3,8 @@
 # start_agent            simtun-agent in the device ns with $T/device/agent.conf
 # agent_conf             (re)write that config from the AGENT_* variables below
 # agent_wait_connected   wait for the agent's next "connected to" line
+# agent_named_forward    AGENT_EXTRA += a named forward dev1:22 (and the
+#                        relay's permitlisten for it)
 # arc_setup              arc-gw ns + wireguard-go tunnel arc0 on the device
 # cellular_blackhole     nft drop of the device's cellular traffic (at the carrier)
 #
@@ -59,6 +61,16 @@ agent_conf() {
 	local = 127.0.0.1:22
 	$AGENT_EXTRA
 	EOF
+}
+
+# agent_named_forward: the agent also serves the named forward dev1:22
+# (remote = dev1:22), which dev1's key on the relay is allowed to take.
+agent_named_forward() {
+	sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="dev1:22"/' "$T/relay/authorized_keys"
+	AGENT_EXTRA="$AGENT_EXTRA
+[forward byname]
+remote = dev1:22
+local = 127.0.0.1:22"
 }
 
 # start_agent: simtun-agent -v in the device ns (writes the config if missing).

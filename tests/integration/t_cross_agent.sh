@@ -75,7 +75,7 @@ for a in $CROSS_ARCHES; do
 	    fail "$a: laptop cannot reach the device's sshd through the relay"
 	log "$a: laptop ssh -p $DEVICE_PORT lands on the device (generation $DEVICE_GEN)"
 
-	takeovers=$(grep -c 'replaced by a new session' "$RELAY_LOG")
+	takeovers=$(grep -c 'taken over by the new session' "$RELAY_LOG")
 	reboot_device
 	n=$(nsx "$NS_RELAY" ss -tnH state established "( sport = :$RELAY_PORT )" | wc -l)
 	[ "$n" -ge 1 ] || fail "test bed: relay saw the old session close (no half-open state)"
@@ -91,7 +91,7 @@ for a in $CROSS_ARCHES; do
 	log "$a: reboot-to-reachable $dt s under emulation (limit $LIMIT s)"
 	awk -v d="$dt" -v l="$LIMIT" 'BEGIN { exit !(d <= l) }' ||
 	    fail "$a: laptop login took $dt s after the agent restarted (limit $LIMIT s)"
-	[ "$(grep -c 'replaced by a new session' "$RELAY_LOG")" -gt "$takeovers" ] ||
+	[ "$(grep -c 'taken over by the new session' "$RELAY_LOG")" -gt "$takeovers" ] ||
 	    fail "$a: relay log shows no takeover of port $DEVICE_PORT"
 	stop_agent
 done

@@ -8,13 +8,9 @@
 require_agent
 [ "$RELAY_KIND" = simtun ] || skip "named forwards are simtun-relay's"
 netns_setup
-sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="dev1:22"/' "$T/relay/authorized_keys"
+agent_named_forward
 add_device_key -o 'permitopen="dev1:*"' ops
 start_relay
-AGENT_EXTRA="
-[forward byname]
-remote = dev1:22
-local = 127.0.0.1:22"
 start_agent
 agent_wait_connected 10 || fail "agent did not connect"
 wait_until 10 grep -q 'device dev1: serving name dev1:22' "$RELAY_LOG" ||

@@ -1,49 +1,56 @@
 #!/bin/bash
 # Issue 12, hold: a connection made while a device reboots is held until
 # it is back (hold_time), with stock OpenSSH on both ends.
-#  a) pi-01 (named forward) reboots half-open; the operator's `ssh -J relay
-#     pi-01` started meanwhile succeeds once the device's ssh -R is back,
-#     with no retry by the user;
+#  a) dev1, a simtun-agent serving the named forward dev1:22, reboots
+#     half-open; the operator's `ssh -J relay dev1` started meanwhile
+#     succeeds once the agent is back, with no retry by the user;
 #  b) with the device gone for good it fails after hold_time, logged as
 #     "device offline";
 #  c) port mode: dev1's port 4649 lingers after its session closed; a
 #     laptop's ssh -p 4649 made meanwhile lands once dev1 is back.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_agent.sh"
 
 require_relay
+require_agent
 require_cmds jq
 [ "$RELAY_KIND" = simtun ] || skip "hold is simtun-relay's"
 netns_setup
 add_device_key pi-01 "pi-01:22"
-add_device_key -o 'permitopen="pi-*:22"' ops
+agent_named_forward
+add_device_key -o 'permitopen="pi-*:22",permitopen="dev1:22"' ops
 AUDIT=$T/audit.jsonl
 start_relay "hold_time = 30" "audit_log = $AUDIT"
 opssh() {
 	timeout 40 ip netns exec "$NS_LAPTOP" ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes \
-	    -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 \
+	    -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=30 \
 	    -o ProxyCommand="ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i $T/keys/ops -o HostKeyAlias=relay -o UserKnownHostsFile=$T/relay_known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -p $RELAY_PORT -W %h:%p ops@$RELAY_ADDR" \
 	    -i "$T/keys/laptop" -o HostKeyAlias=device -o UserKnownHostsFile="$T/laptop_known_hosts" \
 	    -o LogLevel=ERROR "$@"
 }
 
-# a) half-open reboot of a named device
-ssh_R "$NS_DEVICE" pi-01 "pi-01:22:127.0.0.1:22"
-ssh_R_wait 15 || fail "pi-01 not granted (see $SSH_R_LOG)"
-[ "$(opssh root@pi-01 'ip netns identify')" = "$NS_DEVICE" ] || fail "pi-01 not reachable before the reboot"
+# a) half-open reboot of an agent serving a named forward
+start_agent
+agent_wait_connected 10 || fail "agent did not connect"
+wait_until 10 grep -q 'device dev1: serving name dev1:22' "$RELAY_LOG" || fail "no named forward dev1:22"
+[ "$(opssh root@dev1 'ip netns identify')" = "$NS_DEVICE" ] || fail "dev1 not reachable before the reboot"
 reboot_device
-t0=$(now)
-opssh root@pi-01 'ip netns identify' >"$T/held.out" 2>"$T/held.err" &
+AGENT_PID=
+opssh root@dev1 'ip netns identify' >"$T/held.out" 2>"$T/held.err" &
 op_pid=$!
 sleep 3			# the device boots
-ssh_R "$NS_DEVICE" pi-01 "pi-01:22:127.0.0.1:22"
-ssh_R_wait 15 || fail "pi-01 not granted after the reboot (see $SSH_R_LOG)"
-wait "$op_pid" || fail "held ssh -J pi-01 failed: $(cat "$T/held.err")"
+t0=$(now)
+start_agent
+wait "$op_pid" || fail "held ssh -J dev1 failed: $(cat "$T/held.err")"
 [ "$(cat "$T/held.out")" = "$NS_DEVICE" ] || fail "held ssh landed in '$(cat "$T/held.out")'"
 grep -qE 'held for the device.s next session' "$RELAY_LOG" || fail "relay did not log the hold"
-grep -q 'device pi-01: held channel from .* served after' "$RELAY_LOG" || fail "relay did not log the held channel served"
-log "ssh -J pi-01 started during a half-open reboot landed $(elapsed "$t0") s later, once the device was back"
+grep -q 'device dev1: held channel from .* served after' "$RELAY_LOG" || fail "relay did not log the held channel served"
+log "ssh -J dev1 started during a half-open reboot landed $(elapsed "$t0") s after the agent started again"
+stop_agent
 
 # b) gone for good: fails after hold_time
+ssh_R "$NS_DEVICE" pi-01 "pi-01:22:127.0.0.1:22"
+ssh_R_wait 15 || fail "pi-01 not granted (see $SSH_R_LOG)"
 sed -i 's/^hold_time = .*/hold_time = 3/' "$T/relay/relay.conf"
 kill -HUP "$RELAY_PID"
 wait_until 5 grep -q "reloaded $T/relay/relay.conf" "$RELAY_LOG" || fail "relay.conf not reloaded"

@@ -4,7 +4,7 @@
 #  - pi-01 is a named forward (ssh -N -R pi-01:22:127.0.0.1:22, no port on
 #    the relay); dev1 is a port-mode device (ssh -R 4649:...);
 #  - the operator key ops (permitopen="pi-*:22", permitopen="dev1:4649")
-#    runs commands on both, copies 20 MB with scp and back with sftp
+#    runs commands on both, copies 50 MB with scp and back with sftp
 #    byte-exact, and uses -L to a second service on the device;
 #  - refused, each with its reason in the log: an unknown device, a port
 #    or device no permitopen allows, a device key opening a channel, an
@@ -87,7 +87,7 @@ got=$(op ssh -F "$cfg" -p 4649 dev1 'ip netns identify') || fail "ssh -J relay -
 [ "$got" = "$NS_DEVICE" ] || fail "ssh -p 4649 dev1 landed in '$got'"
 log "ssh -J to the named device pi-01 and to port-mode dev1:4649"
 
-head -c 20M /dev/urandom >"$T/big"
+head -c 50M /dev/urandom >"$T/big"
 t0=$(now)
 op scp -q -F "$cfg" "$T/big" "pi-01:$T/big.dev" || fail "scp through the jump failed"
 t_scp=$(elapsed "$t0")
@@ -95,7 +95,7 @@ printf 'get %s %s\n' "$T/big.dev" "$T/big.back" >"$T/sftp.batch"
 op sftp -q -F "$cfg" -b "$T/sftp.batch" pi-01 >/dev/null || fail "sftp through the jump failed"
 [ "$(sha256sum <"$T/big")" = "$(sha256sum <"$T/big.dev")" ] || fail "scp copy differs"
 [ "$(sha256sum <"$T/big")" = "$(sha256sum <"$T/big.back")" ] || fail "sftp copy differs"
-log "20 MB scp (${t_scp}s) and sftp back through the jump, byte-exact"
+log "50 MB scp (${t_scp}s) and sftp back through the jump, byte-exact"
 
 # -L to a second service on the device (an echo server on 127.0.0.1:17000)
 nsx "$NS_DEVICE" socat TCP-LISTEN:17000,bind=127.0.0.1,fork,reuseaddr EXEC:cat 2>/dev/null &
@@ -125,11 +125,13 @@ refused "device key opening a channel" 'device dev1 .*refused channel to pi-01:2
     ssh -F "$cfg" -J relay-dev1 pi-01 true
 refused "operator key taking a port" 'operator ops .*refused forward of port 4700.*no permitlisten' \
     ssh -F "$cfg" -o ExitOnForwardFailure=yes -N -R 4700:127.0.0.1:22 relay
+refused "operator key taking a name" 'operator ops .*refused forward of port 22 \(bind address "pi-09"\).*no permitlisten' \
+    ssh -F "$cfg" -o ExitOnForwardFailure=yes -N -R pi-09:22:127.0.0.1:22 relay
 refused "from= mismatch" 'refused key .*\(ops-far\).*not allowed by from=' \
     ssh -F "$cfg" -J relay-far pi-01 true
 refused "expired key" 'refused key .*\(ops-old\).*expired' \
     ssh -F "$cfg" -J relay-old pi-01 true
-log "refusals: unknown device, port and device outside permitopen, device key, operator -R, from=, expired"
+log "refusals: unknown device, port and device outside permitopen, device key, operator -R port and name, from=, expired"
 
 # a key that expires during a session loses it (added by SIGHUP)
 soon=$(date -u -d '+8 seconds' +%Y%m%d%H%M%SZ)
@@ -151,8 +153,8 @@ jq -e . "$AUDIT" >/dev/null || fail "audit log is not JSON lines"
 ev() { jq -c "select($1)" "$AUDIT" | wc -l; }
 [ "$(ev '.event == "open" and .operator == "ops" and .device == "pi-01" and .port == 22')" -ge 4 ] ||
     fail "fewer than 4 open events for ops -> pi-01:22"
-[ "$(ev '.event == "close" and .operator == "ops" and .device == "pi-01" and .bytes_to_device >= 20971520')" -ge 1 ] ||
-    fail "no close event carrying the 20 MB scp"
+[ "$(ev '.event == "close" and .operator == "ops" and .device == "pi-01" and .bytes_to_device >= 52428800')" -ge 1 ] ||
+    fail "no close event carrying the 50 MB scp"
 [ "$(ev '.event == "deny" and .operator == "ops" and .device == "pi-02" and .reason == "unknown device"')" = 1 ] ||
     fail "no deny event for pi-02"
 [ "$(ev '.event == "close" and .operator == "ops-soon" and (.reason | test("expired"))')" -ge 1 ] ||
@@ -172,7 +174,7 @@ m=$(nsx "$NS_RELAY" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /met
 o=$(echo "$m" | awk '/^simtun_operator_channels_total\{operator="ops",result="opened"\}/ { print $2 }')
 dn=$(echo "$m" | awk '/^simtun_operator_channels_total\{operator="ops",result="denied"\}/ { print $2 }')
 b=$(echo "$m" | awk '/^simtun_operator_bytes_total\{operator="ops",direction="out"\}/ { print $2 }')
-[ "${o:-0}" -ge 4 ] && [ "${dn:-0}" -ge 3 ] && [ "${b:-0}" -ge 20971520 ] ||
+[ "${o:-0}" -ge 4 ] && [ "${dn:-0}" -ge 3 ] && [ "${b:-0}" -ge 52428800 ] ||
     fail "operator metrics: opened '$o' denied '$dn' bytes out '$b': $(echo "$m" | grep operator)"
 echo "$m" | grep -q '^simtun_devices_connected 2$' || fail "operators counted as devices: $(echo "$m" | grep devices_connected)"
 log "metrics: ops opened $o channels, $dn denied, $b bytes to devices"
