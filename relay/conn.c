@@ -641,6 +641,21 @@ conn_kick_all(struct session *sess)
 }
 
 /*
+ * A newer session of the same key took over: what this one has not got an
+ * answer for yet waits for (and is served by) the new one at once.
+ */
+void
+conn_rehold_opening(struct session *sess, const char *why)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &sess->conns, entry)
+		if (conn_rehold(c) == 0)
+			conn_close(c, "%s; held for the device's next session",
+			    why);
+}
+
+/*
  * The session is closing: close every connection it carries; those the
  * device never answered are held for its next session (hold_time).
  */

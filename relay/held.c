@@ -221,6 +221,31 @@ held_serve(struct relay *r, struct listener *l)
 	}
 }
 
+/*
+ * Serve whatever waits for a device whose name or port has a live session
+ * now: after a session closed (what it never answered was held, and its
+ * successor may already hold the port).
+ */
+void
+held_serve_live(struct relay *r)
+{
+	struct held *h, *tmp;
+	struct listener *l;
+
+	TAILQ_FOREACH_SAFE(h, &r->held, entry, tmp) {
+		if (h->closing)
+			continue;
+		if ((l = listener_find_name(r, h->device, h->port)) == NULL &&
+		    ((l = listener_find(r, h->port)) == NULL ||
+		    l->owner == NULL || l->owner->name == NULL ||
+		    strcmp(l->owner->name, h->device) != 0))
+			continue;
+		if (l->owner != NULL && l->owner->state == SESSION_ACTIVE &&
+		    !l->owner->displaced && !session_silent(l->owner))
+			held_serve(r, l);
+	}
+}
+
 /* An operator's session closes: its held channels go with it. */
 void
 held_drop_operator(struct session *op)

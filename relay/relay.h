@@ -338,6 +338,7 @@ struct held *held_add(struct relay *, const char *, int, struct listener *,
 	    int, struct session *, struct pump *, const char *, int,
 	    const struct timespec *, const char **);
 void	held_serve(struct relay *, struct listener *);
+void	held_serve_live(struct relay *);
 void	held_drop_operator(struct session *);
 void	held_drop_listener(struct listener *, const char *);
 unsigned int held_count(struct relay *, const char *);
@@ -345,6 +346,7 @@ void	held_clear(struct relay *);
 void	conn_close(struct conn *, const char *, ...) PRINTFLIKE(2, 3);
 void	conn_kick_all(struct session *);
 void	conn_close_all(struct session *, const char *);
+void	conn_rehold_opening(struct session *, const char *);
 void	conn_free_all(struct session *);
 int	conn_bytes(struct session *, uint64_t *, uint64_t *);
 

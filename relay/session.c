@@ -93,6 +93,8 @@ session_close(struct session *sess, const char *fmt, ...)
 	if (sess->ev_expiry != NULL)
 		event_del(sess->ev_expiry);
 	listener_release(sess);
+	if (r->nheld > 0)
+		held_serve_live(r);	/* its successor may be here already */
 	event_del(sess->ev_timer);
 	event_del(sess->io.ev_rd);
 	event_del(sess->io.ev_wr);
@@ -461,6 +463,9 @@ session_displace(struct session *old, struct session *sess)
 	old->displaced = 1;
 	snprintf(old->displaced_by, sizeof old->displaced_by, "%s port %d",
 	    sess->peer, sess->peer_port);
+	conn_rehold_opening(old, "replaced by a new session");
+	if (old->relay->nheld > 0)
+		held_serve_live(old->relay);
 	session_keepalive(old);
 	if (sshio_flush(&old->io) == -1) {
 		session_close(old, "replaced by a new session from %s",
