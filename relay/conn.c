@@ -451,7 +451,8 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 		}
 		a.event = "open";
 		a.reason = "held: device offline or silent";
-		audit_event(r, &a, 1, "held");
+		audit_event(r, &a, 1, "device %s: connection from %s port %d to "
+		    "port %d held", a.device, peer, peer_port, l->port);
 		return;
 	}
 	a.device = sess->name;
