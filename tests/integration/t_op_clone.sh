@@ -22,15 +22,15 @@ PAT='device dev1: key .* is in use from two places at once'
 wait_until 30 grep -q "$PAT" "$RELAY_LOG" || fail "no clone warning within 30 s"
 grep "$PAT" "$RELAY_LOG" | head -1 | sed 's/^/    /'
 line=$(grep -n "$PAT" "$RELAY_LOG" | head -1 | cut -d: -f1)
-sleep 20
+sleep 12
 after() { tail -n +"$((line + 1))" "$RELAY_LOG" | grep -c "$1"; }
 [ "$(grep -c "$PAT" "$RELAY_LOG")" = 1 ] || fail "$(grep -c "$PAT" "$RELAY_LOG") clone warnings, want 1"
 tk=$(after 'port 4649 taken over by the new session')
 logins=$(after 'device dev1 authenticated')
 refusals=$(after 'key in use elsewhere (clone)')
-log "in the 20 s after the warning: $tk takeovers, $logins logins of dev1, $refusals clone refusals"
-[ "$tk" -le 1 ] || fail "the copies still thrash: $tk takeovers of 4649 in 20 s after the warning"
-[ "$logins" -le 2 ] || fail "$logins logins of dev1 in 20 s after the warning"
+log "in the 12 s after the warning: $tk takeovers, $logins logins of dev1, $refusals clone refusals"
+[ "$tk" -le 1 ] || fail "the copies still thrash: $tk takeovers of 4649 in 12 s after the warning"
+[ "$logins" -le 2 ] || fail "$logins logins of dev1 in 12 s after the warning"
 timeout 1 "$SIMTUN_BIN/simtunctl" -s "$T/relay/relay.sock" status >/dev/null ||
     fail "relay status did not answer within 1 s"
 device_reachable -c 5 -T 10 || fail "device not reachable through 4649"
