@@ -432,7 +432,7 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 	a.source_port = peer_port;
 	a.port = l->port;
 	if (sess == NULL || sess->state != SESSION_ACTIVE ||
-	    session_silent(sess)) {
+	    (session_silent(sess) && r->conf.hold_time > 0)) {
 		/* lingering, or its session went silent: hold it */
 		a.device = sess != NULL && sess->state == SESSION_ACTIVE ?
 		    sess->name : l->linger_name;

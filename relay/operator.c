@@ -160,7 +160,7 @@ operator_open(struct session *sess, ssh_message msg)
 		why = "not permitted by this key's permitopen";
 	else if ((l = operator_target(r, host, port)) == NULL ||
 	    l->owner == NULL || l->owner->state != SESSION_ACTIVE ||
-	    session_silent(l->owner)) {
+	    (session_silent(l->owner) && r->conf.hold_time > 0)) {
 		if (l == NULL && !operator_known_device(r, host))
 			why = "unknown device";
 		else if (operator_hold(sess, target, port, msg, &why) == 0)

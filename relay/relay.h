@@ -248,11 +248,24 @@ void	penalty_set_clock(time_t (*)(void));
 unsigned int penalty_nsources(void);
 
 /*
- * A session is silent while a keepalive probe it owes an answer to is out
- * (the device may be rebooting half-open): new connections for it are
- * held, and served when it answers or its next session comes.
+ * A session is silent when a keepalive probe it owes an answer to has been
+ * out for a second or more (it was probed because it had said nothing for
+ * keepalive_interval; the device may be rebooting half-open): with
+ * hold_time, new connections for it are held, and served when it answers
+ * or its next session comes.
  */
-#define session_silent(s)	((s)->ka_sent.tv_sec != 0 && (s)->ka_missed > 0)
+static inline int
+session_silent(const struct session *s)
+{
+	struct timespec now;
+
+	if (s->ka_sent.tv_sec == 0 || s->ka_missed == 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec - s->ka_sent.tv_sec >= 2 ||
+	    (now.tv_sec - s->ka_sent.tv_sec == 1 &&
+	    now.tv_nsec >= s->ka_sent.tv_nsec);
+}
 
 /* Seconds since t (CLOCK_MONOTONIC). */
 static inline double
