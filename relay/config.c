@@ -78,7 +78,7 @@ static const struct config_key config_keys[] = {
 	{ "channel_open_timeout", CONF_NUMBER, F(channel_open_timeout), 1, 600,
 	    "30", CONF_RELOAD },
 	{ "max_sessions_per_operator", CONF_NUMBER,
-	    F(max_sessions_per_operator), 1, 100000, "32", CONF_RELOAD },
+	    F(max_sessions_per_operator), 1, 1000, "16", CONF_RELOAD },
 	{ "audit_log", CONF_PATH, F(audit_log), 0, 0, NULL, CONF_RELOAD },
 	{ "hold_time", CONF_NUMBER, F(hold_time), 0, 3600, "60", CONF_RELOAD },
 	{ "max_held", CONF_NUMBER, F(max_held), 0, 100000, "256",

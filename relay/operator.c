@@ -13,6 +13,8 @@
 
 #include "relay.h"
 
+#define OPERATOR_MAX_GRAVES	16
+
 /* The key's expiry-time passed: its channels close with the session. */
 static void
 operator_expired(evutil_socket_t fd, short what, void *arg)
@@ -37,6 +39,12 @@ operator_authenticated(struct session *sess, struct authkey *ak)
 	time_t now = time(NULL);
 
 	sess->operator = 1;
+	/*
+	 * Channels we closed that the operator does not close stay buried
+	 * with what libssh buffered for them (up to one window): an
+	 * operator's session may leave OPERATOR_MAX_GRAVES of them.
+	 */
+	sess->io.max_graves = OPERATOR_MAX_GRAVES;
 	TAILQ_FOREACH(s, &r->sessions, entry)
 		if (s != sess && s->state == SESSION_ACTIVE && s->operator &&
 		    strcmp(s->fp, sess->fp) == 0)

@@ -11,6 +11,9 @@ Device modes (SSH to the relay, publickey auth, tcpip-forward):
                may, minutes late), fills the first --fill channels' windows,
                withholds its CLOSE replies for --hoard s; reports any message
                for a channel after the relay's CLOSE for it
+  opgraves     an operator (permitopen key) opening direct-tcpip channels
+               to --target:--fport that never answers the relay's CLOSE;
+               reports how many it opened before the relay ended the session
   strict       echo service; exits 3 ("protocol error") on ANY message for a
                channel after the relay's CHANNEL_CLOSE for it, or for a
                channel it does not know (as Go x/crypto/ssh, asyncssh, PuTTY)
@@ -470,6 +473,48 @@ def cmd_tardy(a):
     out(opens=st["opens"], confirmed=st["confirmed"],
         relay_closed=st["closed"], filled=st["filled"],
         after_close=st["after"] or "none",
+        session="alive" if t.is_active() else "closed")
+    t.close()
+    return 0
+
+
+def cmd_opgraves(a):
+    """As an operator: open --n direct-tcpip channels to --target:--fport
+    one after the other, send a line of garbage on each (the device's sshd
+    closes it), and never answer the relay's CHANNEL_CLOSE. Reports
+    opened=N closed_by_relay=N session=alive|closed."""
+    t = ssh_login(a)
+    swallowed = []
+    orig = t.packetizer.read_message
+
+    def read_message():
+        ptype, m = orig()
+        if ptype == MSG_CHANNEL_CLOSE:
+            swallowed.append(struct.unpack(">I", m.asbytes()[:4])[0])
+            return hidden()     # paramiko must not answer it
+        return ptype, m
+    t.packetizer.read_message = read_message
+    opened = 0
+    keep = []   # a Channel that is garbage-collected sends its CLOSE
+    for i in range(a.n):
+        if not t.is_active():
+            break
+        try:
+            ch = t.open_channel("direct-tcpip", (a.target, a.fport),
+                                ("127.0.0.1", 40000 + i), timeout=10)
+        except Exception as e:
+            note("open %d: %s" % (i, e))
+            break
+        opened += 1
+        keep.append(ch)
+        ch.sendall(b"not ssh\r\n")
+        ch.shutdown_write()     # our EOF: the relay closes once sshd has
+        end = time.time() + 5
+        n = len(swallowed)
+        while time.time() < end and len(swallowed) == n and t.is_active():
+            time.sleep(0.05)
+    time.sleep(1)
+    out(opened=opened, closed_by_relay=len(swallowed),
         session="alive" if t.is_active() else "closed")
     t.close()
     return 0
@@ -1013,6 +1058,8 @@ def main():
     ap.add_argument("--mb", type=int, default=64)
     ap.add_argument("--delay", type=float, default=5,
                     help="late: seconds before confirming")
+    ap.add_argument("--target", default="dev1",
+                    help="opgraves: the device name to open channels to")
     ap.add_argument("--fill", type=int, default=0,
                     help="tardy: channels whose window is filled")
     ap.add_argument("--hoard", type=float, default=0,
@@ -1039,7 +1086,8 @@ def main():
     ap.add_argument("--gap", type=float, default=0, help="resets: pause")
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("mode", choices=[
-        "noanswer", "unconfirmed", "late", "overrun", "tardy", "strict",
+        "noanswer", "unconfirmed", "late", "overrun", "tardy", "opgraves",
+        "strict",
         "sessions",
         "inject",
         "authspam", "banner", "laptops", "hold", "resets", "echo"])

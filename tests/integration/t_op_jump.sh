@@ -17,6 +17,7 @@
 
 require_relay
 require_cmds scp sftp socat jq sha256sum
+/usr/bin/python3 -c 'import paramiko' 2>/dev/null || skip "python3-paramiko not installed (make deps)"
 [ "$RELAY_KIND" = simtun ] || skip "operators by name are simtun-relay's"
 netns_setup
 add_device_key pi-01 "pi-01:22"
@@ -169,6 +170,17 @@ grep -q '^SIMTUN_EVENT=deny$' "$T/journal.txt" && grep -q '^SIMTUN_DEVICE=pi-02$
     grep -q '^SIMTUN_REASON=unknown device$' "$T/journal.txt" ||
     fail "journal entries lack the SIMTUN_* fields: $(head -c 600 "$T/journal.txt")"
 log "journal: $(grep -c '^SIMTUN_EVENT=' "$T/journal.txt") events with SIMTUN_* fields"
+# an operator that never answers the relay's CLOSE: at most 16 such
+# channels, then its session is closed (the relay stays, dev1 too)
+res=$(timeout 120 ip netns exec "$NS_LAPTOP" /usr/bin/python3 "$REPO_ROOT/tests/hostile/hostile.py" \
+    --host "$RELAY_ADDR" --port "$RELAY_PORT" --key "$T/keys/ops" --target dev1 --fport 4649 \
+    --n 24 opgraves 2>>"$T/hostile.log" | tail -1)
+log "operator withholding CLOSE: $res"
+case $res in *"session=closed"*) ;; *) fail "operator session survived 24 unclosed channels: $res";; esac
+grep -q "operator ops .*closed: protocol violation: more than 16 channels not closed by the peer" "$RELAY_LOG" ||
+    fail "no protocol violation line for the operator's unclosed channels"
+relay_alive || fail "relay died (operator withholding CLOSE)"
+
 # per-operator counters in /metrics
 m=$(nsx "$NS_RELAY" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3')
 o=$(echo "$m" | awk '/^simtun_operator_channels_total\{operator="ops",result="opened"\}/ { print $2 }')
