@@ -507,8 +507,12 @@ def cmd_opgraves(a):
             break
         opened += 1
         keep.append(ch)
-        ch.sendall(b"not ssh\r\n")
-        ch.shutdown_write()     # our EOF: the relay closes once sshd has
+        try:
+            ch.sendall(b"not ssh\r\n")
+            ch.shutdown_write()  # our EOF: the relay closes once sshd has
+        except (EOFError, OSError, paramiko.SSHException) as e:
+            note("channel %d: %s" % (i, e))  # the relay ended the session
+            break
         end = time.time() + 5
         n = len(swallowed)
         while time.time() < end and len(swallowed) == n and t.is_active():
