@@ -39,6 +39,23 @@ audit_stderr_is_journal(void)
 	    (unsigned long long)st.st_ino == ino;
 }
 
+/* An event's who and where; bytes and duration stay 0 until set. */
+void
+audit_init(struct audit *a, const char *event, const char *operator,
+    const char *operator_fp, const char *source, int source_port,
+    const char *device, int port, const char *reason)
+{
+	memset(a, 0, sizeof *a);
+	a->event = event;
+	a->operator = operator;
+	a->operator_fp = operator_fp;
+	a->source = source;
+	a->source_port = source_port;
+	a->device = device;
+	a->port = port;
+	a->reason = reason;
+}
+
 /* (Re)open audit_log for appending; at start and on SIGHUP (logrotate). */
 int
 audit_open(struct relay *r)

@@ -125,15 +125,8 @@ static void
 conn_audit(struct conn *c, struct audit *a, const char *event,
     const char *reason)
 {
-	memset(a, 0, sizeof *a);
-	a->event = event;
-	a->operator = c->operator;
-	a->operator_fp = c->operator_fp;
-	a->source = c->peer;
-	a->source_port = c->peer_port;
-	a->device = c->sess->name;
-	a->port = c->port;
-	a->reason = reason;
+	audit_init(a, event, c->operator, c->operator_fp, c->peer,
+	    c->peer_port, c->sess->name, c->port, reason);
 	if (c->p != NULL) {
 		a->to_device = c->p->bytes_in;
 		a->from_device = c->p->bytes_out;
@@ -427,10 +420,7 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 	ssh_channel ch;
 
 	net_addrstr(sa, peer, sizeof peer, &peer_port);
-	memset(&a, 0, sizeof a);
-	a.source = peer;
-	a.source_port = peer_port;
-	a.port = l->port;
+	audit_init(&a, NULL, NULL, NULL, peer, peer_port, NULL, l->port, NULL);
 	if (sess == NULL || sess->state != SESSION_ACTIVE ||
 	    (session_silent(sess) && r->conf.hold_time > 0)) {
 		/* lingering, or its session went silent: hold it */
@@ -481,39 +471,57 @@ conn_direct(struct session *op, struct session *dev, int port,
     const char *bind_req, const char *target, ssh_message msg,
     const char **why)
 {
-	struct relay *r = dev->relay;
-	ssh_channel ch, opch;
+	ssh_channel ch;
+	struct pump *p;
 	struct conn *c;
-	int sv[2];
+	int fd;
 
 	if ((*why = conn_admit(dev, port, op->peer)) != NULL)
 		return -1;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0, sv) == -1) {
-		*why = "out of descriptors (socketpair)";
-		return -1;
-	}
 	if ((ch = ssh_channel_new(dev->s)) == NULL) {
-		close(sv[0]);
-		close(sv[1]);
 		*why = "cannot allocate a channel";
 		return -1;
 	}
-	if ((opch = ssh_message_channel_request_open_reply_accept(msg)) ==
-	    NULL) {
+	if ((p = conn_op_accept(op, msg, &fd, why)) == NULL) {
 		ssh_channel_free(ch);
-		close(sv[0]);
-		close(sv[1]);
-		*why = "cannot accept the channel";
 		return -1;
 	}
-	c = conn_new(dev, ch, sv[0], port, bind_req, op->peer, op->peer_port);
-	conn_join_op(c, op, pump_new(r->base, &op->io, opch, sv[1],
-	    conn_op_done, c), target);
+	c = conn_new(dev, ch, fd, port, bind_req, op->peer, op->peer_port);
+	conn_join_op(c, op, p, target);
 	conn_start(c, 1);
 	if (c->op != NULL)
 		pump_kick(c->op);
 	return 0;
+}
+
+/*
+ * Accept an operator's channel open (msg) and give the channel a pump on
+ * one end of a new socket pair; *fd is the other end, for the device half
+ * (a conn now, or a held entry). NULL with *why, and nothing sent, if not
+ * (the caller refuses the channel). The pump's done callback is the
+ * caller's to set (conn_join_op, held_add).
+ */
+struct pump *
+conn_op_accept(struct session *op, ssh_message msg, int *fd,
+    const char **why)
+{
+	ssh_channel opch;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sv) == -1) {
+		*why = "out of descriptors (socketpair)";
+		return NULL;
+	}
+	if ((opch = ssh_message_channel_request_open_reply_accept(msg)) ==
+	    NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		*why = "cannot accept the channel";
+		return NULL;
+	}
+	*fd = sv[0];
+	return pump_new(op->relay->base, &op->io, opch, sv[1], NULL, NULL);
 }
 
 /*

@@ -21,15 +21,8 @@ static void
 held_audit(struct held *h, struct audit *a, const char *event,
     const char *reason)
 {
-	memset(a, 0, sizeof *a);
-	a->event = event;
-	a->operator = h->operator;
-	a->operator_fp = h->operator_fp;
-	a->source = h->peer;
-	a->source_port = h->peer_port;
-	a->device = h->device;
-	a->port = h->port;
-	a->reason = reason;
+	audit_init(a, event, h->operator, h->operator_fp, h->peer,
+	    h->peer_port, h->device, h->port, reason);
 	a->duration = relay_age(&h->started);
 }
 

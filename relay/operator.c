@@ -5,11 +5,9 @@
  * pi-01 holding port 22. Everything else is refused with one log line
  * (and an audit "deny" event) saying why.
  */
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "relay.h"
 
@@ -103,36 +101,17 @@ operator_hold(struct session *op, const char *device, int port,
 {
 	struct relay *r = op->relay;
 	struct audit a;
-	ssh_channel opch;
 	struct pump *p;
-	int sv[2];
+	int fd;
 
 	if ((*why = held_admit(r, device)) != NULL)
 		return -1;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0, sv) == -1) {
-		*why = "out of descriptors (socketpair)";
+	if ((p = conn_op_accept(op, msg, &fd, why)) == NULL)
 		return -1;
-	}
-	if ((opch = ssh_message_channel_request_open_reply_accept(msg)) ==
-	    NULL) {
-		close(sv[0]);
-		close(sv[1]);
-		*why = "cannot accept the channel";
-		return -1;
-	}
-	p = pump_new(r->base, &op->io, opch, sv[1], NULL, NULL);
-	held_add(r, device, port, NULL, sv[0], op, p, op->peer, op->peer_port,
+	held_add(r, device, port, NULL, fd, op, p, op->peer, op->peer_port,
 	    NULL, why);
-	memset(&a, 0, sizeof a);
-	a.event = "open";
-	a.operator = op->name;
-	a.operator_fp = op->fp;
-	a.source = op->peer;
-	a.source_port = op->peer_port;
-	a.device = device;
-	a.port = port;
-	a.reason = "held: device offline or silent";
+	audit_init(&a, "open", op->name, op->fp, op->peer, op->peer_port,
+	    device, port, "held: device offline or silent");
 	audit_event(r, &a, 0, "device %s: operator %s (%s port %d) channel to "
 	    "%s:%d held", device, op->name, op->peer, op->peer_port, device,
 	    port);
@@ -177,15 +156,8 @@ operator_open(struct session *sess, ssh_message msg)
 	if (why == NULL && conn_direct(sess, l->owner, port, l->bind_req,
 	    target, msg, &why) == 0)
 		return 0;
-	memset(&a, 0, sizeof a);
-	a.event = "deny";
-	a.operator = sess->operator ? sess->name : NULL;
-	a.operator_fp = sess->fp;
-	a.source = sess->peer;
-	a.source_port = sess->peer_port;
-	a.device = target;
-	a.port = port;
-	a.reason = why;
+	audit_init(&a, "deny", sess->operator ? sess->name : NULL, sess->fp,
+	    sess->peer, sess->peer_port, target, port, why);
 	r->refused++;
 	audit_event(r, &a, 0, "%s %s (%s port %d): refused channel to %s:%d: "
 	    "%s", sess->operator ? "operator" : "device", sess->name,

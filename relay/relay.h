@@ -319,6 +319,8 @@ struct audit {
 	double		 duration;
 	const char	*reason;
 };
+void	audit_init(struct audit *, const char *, const char *, const char *,
+	    const char *, int, const char *, int, const char *);
 int	audit_open(struct relay *);
 void	audit_close(struct relay *);
 void	audit_event(struct relay *, const struct audit *, int, const char *,
@@ -341,6 +343,8 @@ int	conn_direct(struct session *, struct session *, int, const char *,
 void	conn_kick_ops(struct session *);
 void	conn_close_ops(struct session *, const char *);
 void	conn_release_ops(struct session *);
+struct pump *conn_op_accept(struct session *, ssh_message, int *,
+	    const char **);
 int	conn_adopt(struct session *, struct listener *, int, struct session *,
 	    struct pump *, const char *, int, const struct timespec *,
 	    const char *, const char **);
