@@ -433,7 +433,8 @@ agent_free(struct agent *a)
 
 /* simtunctl status: the relay, the path in use, the state, the next retry. */
 void
-agent_control(const char *line, struct evbuffer *out, void *arg)
+agent_control(const char *line, struct evbuffer *out,
+    const struct control_peer *peer, void *arg)
 {
 	struct agent *a = arg;
 	const char *state, *path;

@@ -185,6 +185,7 @@ void	 agent_reload(struct agent *, struct agent_config *);
 void	 agent_status(struct agent *, const char *, ...) PRINTFLIKE(2, 3);
 void	 agent_netlink_changed(void *);
 void	 agent_free(struct agent *);
-void	 agent_control(const char *, struct evbuffer *, void *);
+void	 agent_control(const char *, struct evbuffer *,
+	    const struct control_peer *, void *);
 
 #endif

@@ -257,7 +257,14 @@ void	 pump_free(struct pump *, void (*)(void *), void *);
  */
 struct evbuffer;
 struct control;
-typedef void (*control_handler)(const char *, struct evbuffer *, void *);
+/* Who sent a request: SO_PEERCRED of the client, as text for audit. */
+struct control_peer {
+	long		 pid;		/* -1: unknown */
+	long		 uid;
+	char		 who[64];	/* "uid 0 pid 123 (simtunctl)" */
+};
+typedef void (*control_handler)(const char *, struct evbuffer *,
+	    const struct control_peer *, void *);
 struct control *control_open(struct event_base *, const char *,
 	    control_handler, void *);
 void	control_close(struct control *);

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct control {
 
 struct control_client {
 	struct control	*ctl;
+	struct control_peer peer;
 	int		 answered;
 };
 
@@ -77,7 +79,7 @@ control_read_cb(struct bufferevent *bev, void *arg)
 	if (n > CONTROL_MAX_LINE)
 		evbuffer_add_printf(out, "error: request too long\n");
 	else
-		cc->ctl->fn(line, out, cc->ctl->arg);
+		cc->ctl->fn(line, out, &cc->peer, cc->ctl->arg);
 	free(line);
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_write_buffer(bev, out);
@@ -89,6 +91,38 @@ static void
 control_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	control_client_free(bev, arg);
+}
+
+/*
+ * The client's credentials (the kernel's, not what it claims) and its
+ * command name from /proc, for the audit record of what it asked.
+ */
+static void
+control_peer_get(int fd, struct control_peer *p)
+{
+	struct ucred uc;
+	socklen_t len = sizeof uc;
+	char path[64], comm[32];
+	ssize_t n;
+	int cfd;
+
+	p->pid = p->uid = -1;
+	snprintf(p->who, sizeof p->who, "unknown client");
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == -1)
+		return;
+	p->pid = uc.pid;
+	p->uid = uc.uid;
+	comm[0] = '\0';
+	snprintf(path, sizeof path, "/proc/%ld/comm", p->pid);
+	if ((cfd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		if ((n = read(cfd, comm, sizeof comm - 1)) > 0) {
+			comm[n] = '\0';
+			comm[strcspn(comm, "\n")] = '\0';
+		}
+		close(cfd);
+	}
+	snprintf(p->who, sizeof p->who, "uid %ld pid %ld (%s)", p->uid,
+	    p->pid, comm[0] ? esc(comm) : "?");
 }
 
 /* New simtunctl connection. */
@@ -112,6 +146,7 @@ control_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	}
 	cc = xcalloc(1, sizeof *cc);
 	cc->ctl = ctl;
+	control_peer_get(fd, &cc->peer);
 	ctl->nclients++;
 	bufferevent_setcb(bev, control_read_cb, control_write_cb,
 	    control_event_cb, cc);

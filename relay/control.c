@@ -213,7 +213,8 @@ control_kick(struct relay *r, const char *name, struct evbuffer *out)
 
 /* Dispatch one request line from simtunctl. */
 void
-relay_control(const char *line, struct evbuffer *out, void *arg)
+relay_control(const char *line, struct evbuffer *out,
+    const struct control_peer *peer, void *arg)
 {
 	struct relay *r = arg;
 

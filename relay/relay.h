@@ -288,7 +288,8 @@ void	session_displace(struct session *, struct session *);
 int	session_reload_keys(struct relay *);
 
 /* control.c */
-void	relay_control(const char *, struct evbuffer *, void *);
+void	relay_control(const char *, struct evbuffer *,
+	    const struct control_peer *, void *);
 
 /* devices.c */
 void	devices_session_closed(struct session *, uint64_t, uint64_t);
