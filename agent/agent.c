@@ -1,4 +1,5 @@
 /* What to try next and when: path order, backoff, probes, netlink wake-ups. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,52 @@ agent_path_name(struct agent *a, int idx)
 	struct path *p = agent_path(a, idx);
 
 	return p ? p->name : "default route";
+}
+
+/*
+ * Book a session's bytes to its path (last: it is about to be freed), or
+ * with sess NULL just roll today's counters if the UTC day changed.
+ */
+static void
+agent_usage_sample(struct agent *a, struct session *sess, int last)
+{
+	struct usage_sample u;
+	struct path *p;
+
+	if (sess != NULL) {
+		session_usage(sess, &u);
+		p = session_path(sess);
+		usage_book(&a->usage, sess, p ? p->name : "default route", &u,
+		    last);
+	}
+	usage_roll(&a->usage, time(NULL));
+}
+
+/*
+ * Sample hourly (the kernel's 32-bit segment counters cannot wrap in
+ * between), a second before UTC midnight (the day's last bytes) and a
+ * second after it (today starts over even without traffic or status).
+ */
+static void
+agent_usage_arm(struct agent *a)
+{
+	time_t left = 86400 - time(NULL) % 86400;	/* to 00:00 UTC */
+	struct timeval tv = { 0, 0 };
+
+	if (left > 1)
+		tv.tv_sec = left - 1 < 3600 ? left - 1 : 3600;
+	else
+		tv.tv_sec = left + 1;
+	evtimer_add(a->ev_usage, &tv);
+}
+
+static void
+agent_usage_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	agent_usage_sample(a, a->sess, 0);
+	agent_usage_arm(a);
 }
 
 /* STATUS= for systemctl status, and a debug line. */
@@ -227,6 +274,7 @@ agent_session_closed(struct agent *a, struct session *sess, int was_up,
 
 	/* reason lives in sess: copy it before the free */
 	snprintf(a->last_error, sizeof a->last_error, "%s", reason);
+	agent_usage_sample(a, sess, 1);
 	a->sess = NULL;
 	session_free(sess);
 	agent_probe_stop(a);
@@ -346,8 +394,11 @@ agent_init(struct agent *a, struct event_base *base, struct agent_config *c)
 	a->ev_retry = evtimer_new(base, agent_retry_cb, a);
 	a->ev_probe = event_new(base, -1, EV_PERSIST, agent_probe_cb, a);
 	a->ev_netlink = evtimer_new(base, agent_netlink_cb, a);
-	if (!a->ev_retry || !a->ev_probe || !a->ev_netlink)
+	a->ev_usage = evtimer_new(base, agent_usage_cb, a);
+	if (!a->ev_retry || !a->ev_probe || !a->ev_netlink || !a->ev_usage)
 		fatalx("event_new");
+	usage_init(&a->usage);
+	agent_usage_arm(a);
 	a->nl = netlink_open(base, agent_netlink_changed, a);
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
 		a->ev_watchdog = event_new(base, -1, EV_PERSIST,
@@ -379,6 +430,7 @@ agent_stop(struct agent *a)
 	if (sess != NULL) {
 		a->sess = NULL;
 		session_close(sess, 0, "shutting down");
+		agent_usage_sample(a, sess, 1);
 		session_free(sess);
 	}
 }
@@ -424,11 +476,118 @@ agent_free(struct agent *a)
 	event_free(a->ev_retry);
 	event_free(a->ev_probe);
 	event_free(a->ev_netlink);
+	event_free(a->ev_usage);
+	usage_free(&a->usage);
 	if (a->ev_watchdog != NULL)
 		event_free(a->ev_watchdog);
 	evdns_base_free(a->dns, 0);
 	config_free(a->conf);
 	config_free(a->next_conf);
+}
+
+/*
+ * The per-path usage in status order: the configured paths (the default
+ * route when there are none), then paths a reload removed. Caller frees.
+ */
+static struct path_usage **
+agent_usage_list(struct agent *a, int *np)
+{
+	struct path_usage **v, *u;
+	int i, n = 0, npaths = agent_npaths(a);
+
+	TAILQ_FOREACH(u, &a->usage.paths, entry)
+		u->mark = 0;
+	for (i = 0; i < npaths; i++)
+		usage_path(&a->usage, agent_path_name(a, i));
+	TAILQ_FOREACH(u, &a->usage.paths, entry)
+		n++;
+	v = xcalloc((size_t)n, sizeof *v);
+	n = 0;
+	for (i = 0; i < npaths; i++) {
+		u = usage_path(&a->usage, agent_path_name(a, i));
+		if (!u->mark) {
+			u->mark = 1;
+			v[n++] = u;
+		}
+	}
+	TAILQ_FOREACH(u, &a->usage.paths, entry)
+		if (!u->mark)
+			v[n++] = u;
+	*np = n;
+	return v;
+}
+
+/* status --json: "usage_day" and the "paths" array. */
+static void
+agent_usage_json(struct agent *a, struct evbuffer *out)
+{
+	struct path_usage **v, *u;
+	struct path *p;
+	time_t day = (time_t)a->usage.day * 86400;
+	struct tm tm;
+	char date[16] = "";
+	int i, n, live;
+
+	if (gmtime_r(&day, &tm) != NULL)
+		strftime(date, sizeof date, "%Y-%m-%d", &tm);
+	evbuffer_add_printf(out, ",\"usage_day\":\"%s\",\"paths\":[", date);
+	v = agent_usage_list(a, &n);
+	for (i = 0; i < n; i++) {
+		u = v[i];
+		p = a->sess ? session_path(a->sess) : NULL;
+		live = a->sess != NULL && strcmp(u->name, p ? p->name :
+		    "default route") == 0;
+		evbuffer_add_printf(out, "%s{\"name\":", i ? "," : "");
+		json_string(out, u->name);
+		evbuffer_add_printf(out, ",\"in_use\":%s,\"bytes_sent\":%" PRIu64
+		    ",\"bytes_received\":%" PRIu64 ",\"today_sent\":%" PRIu64
+		    ",\"today_received\":%" PRIu64, live ? "true" : "false",
+		    u->total.sent, u->total.received, u->today.sent,
+		    u->today.received);
+		if (u->tcp_unknown)
+			evbuffer_add_printf(out, ",\"tcp_overhead_sent\":null,"
+			    "\"tcp_overhead_received\":null,"
+			    "\"today_tcp_overhead_sent\":null,"
+			    "\"today_tcp_overhead_received\":null}");
+		else
+			evbuffer_add_printf(out, ",\"tcp_overhead_sent\":%" PRIu64
+			    ",\"tcp_overhead_received\":%" PRIu64
+			    ",\"today_tcp_overhead_sent\":%" PRIu64
+			    ",\"today_tcp_overhead_received\":%" PRIu64 "}",
+			    u->total.tcp_sent, u->total.tcp_received,
+			    u->today.tcp_sent, u->today.tcp_received);
+	}
+	evbuffer_add_printf(out, "]");
+	free(v);
+}
+
+/* status: a table of the bytes per path. */
+static void
+agent_usage_text(struct agent *a, struct evbuffer *out)
+{
+	struct path_usage **v, *u;
+	char b[5][32];
+	int i, n;
+
+	v = agent_usage_list(a, &n);
+	evbuffer_add_printf(out, "%-14s %9s %9s %10s %14s %10s\n", "PATH",
+	    "SENT", "RECEIVED", "TODAY-SENT", "TODAY-RECEIVED", "TCP/IP-EST");
+	for (i = 0; i < n; i++) {
+		u = v[i];
+		fmt_bytes(b[0], sizeof b[0], u->total.sent);
+		fmt_bytes(b[1], sizeof b[1], u->total.received);
+		fmt_bytes(b[2], sizeof b[2], u->today.sent);
+		fmt_bytes(b[3], sizeof b[3], u->today.received);
+		if (u->tcp_unknown)
+			snprintf(b[4], sizeof b[4], "-");
+		else
+			fmt_bytes(b[4], sizeof b[4], u->total.tcp_sent +
+			    u->total.tcp_received);
+		evbuffer_add_printf(out, "%-14s %9s %9s %10s %14s %10s\n",
+		    str_printable(u->name) ? u->name : esc(u->name), b[0], b[1],
+		    b[2], b[3], b[4]);
+	}
+	free(v);
 }
 
 /* simtunctl status: the relay, the path in use, the state, the next retry. */
@@ -450,6 +609,7 @@ agent_control(const char *line, struct evbuffer *out,
 		return;
 	}
 	json = strcmp(line, "status") != 0;
+	agent_usage_sample(a, a->sess, 0);
 	if (a->sess != NULL && session_is_up(a->sess))
 		state = "connected";
 	else if (a->waiting)
@@ -476,6 +636,7 @@ agent_control(const char *line, struct evbuffer *out,
 		json_string(out, a->status);
 		evbuffer_add_printf(out, ",\"last_error\":");
 		json_string(out, a->last_error);
+		agent_usage_json(a, out);
 		evbuffer_add_printf(out, "}\n");
 		return;
 	}
@@ -504,4 +665,5 @@ agent_control(const char *line, struct evbuffer *out,
 		evbuffer_add_printf(out, "last error: %s\n",
 		    str_printable(a->last_error) ? a->last_error :
 		    esc(a->last_error));
+	agent_usage_text(a, out);
 }

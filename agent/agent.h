@@ -106,6 +106,46 @@ typedef void (*probe_cb)(struct probe *, int, const char *, void *);
 struct probe *probe_start(const struct dial_target *, probe_cb, void *);
 void	 probe_cancel(struct probe *);
 
+/*
+ * usage.c: bytes on the wire per path, since the agent started and today
+ * (UTC). A session's counters are sampled (status, a timer, its close) and
+ * what grew since the last sample is booked to the sample's day.
+ */
+struct usage_sample {
+	uint64_t	 sent;		/* ssh bytes written to the socket */
+	uint64_t	 received;	/* ssh bytes read from it */
+	uint32_t	 segs_out;	/* TCP segments (TCP_INFO, Linux 4.2) */
+	uint32_t	 segs_in;
+	unsigned int	 hdr;		/* IP + TCP header bytes per segment, 0 =
+					   segments unknown */
+};
+struct usage {
+	uint64_t	 sent, received;
+	uint64_t	 tcp_sent, tcp_received;	/* estimated headers */
+};
+struct path_usage {
+	TAILQ_ENTRY(path_usage) entry;
+	char		*name;
+	struct usage	 total;		/* since the agent started */
+	struct usage	 today;		/* since 00:00 UTC of book->day */
+	int		 tcp_unknown;	/* a session without TCP_INFO segments */
+	int		 mark;
+};
+TAILQ_HEAD(path_usages, path_usage);
+struct usage_book {
+	struct path_usages paths;	/* in the order first seen */
+	long		 day;		/* UTC day number of the today counters */
+	const void	*live;		/* session whose counters are in seen */
+	struct usage_sample seen;	/* its counters already booked */
+};
+void	 usage_init(struct usage_book *);
+void	 usage_free(struct usage_book *);
+struct path_usage *usage_path(struct usage_book *, const char *);
+void	 usage_roll(struct usage_book *, time_t);
+void	 usage_book(struct usage_book *, const void *, const char *,
+	    const struct usage_sample *, int);
+void	 usage_tcp(int, struct usage_sample *);
+
 /* session.c: one ssh connection to the relay and its forwards */
 enum session_state {
 	SESS_DIAL, SESS_HANDSHAKE, SESS_AUTH, SESS_FORWARD, SESS_UP, SESS_DEAD
@@ -130,6 +170,7 @@ void	 session_free(struct session *);
 int	 session_is_up(struct session *);
 int	 session_forward_granted(struct session *, int);
 struct path *session_path(struct session *);
+void	 session_usage(struct session *, struct usage_sample *);
 
 /* forward.c: forwarded channels from the relay -> local connections */
 struct fwd_chans {
@@ -176,6 +217,8 @@ struct agent {
 	char		 status[512];	/* what the daemon is doing */
 	time_t		 state_since;
 	struct timespec	 retry_at;	/* when waiting in backoff */
+	struct usage_book usage;	/* bytes per path */
+	struct event	*ev_usage;	/* samples around UTC midnight, hourly */
 	struct control	*ctl;
 };
 void	 agent_init(struct agent *, struct event_base *, struct agent_config *);

@@ -101,6 +101,20 @@ session_path(struct session *sess)
 }
 
 /*
+ * What the session moved on the wire so far: libssh's socket counters
+ * (every ssh byte, handshake and keepalives included) and the kernel's
+ * TCP segment counters. Valid until session_free (our fd stays open).
+ */
+void
+session_usage(struct session *sess, struct usage_sample *u)
+{
+	memset(u, 0, sizeof *u);
+	u->sent = sess->scnt.out_bytes;
+	u->received = sess->scnt.in_bytes;
+	usage_tcp(sess->fd, u);
+}
+
+/*
  * The one close path: log why with byte counts, say goodbye to the relay
  * when it can hear it, and free later from the loop.
  */
