@@ -8,8 +8,9 @@ UNITDIR  ?= /lib/systemd/system
 SYSCONFDIR ?= /etc
 
 PKGS     := libssh libevent_core libevent_extra libsodium inih libsystemd
+RELAY_PKGS := sqlite3
 PKG_CONFIG ?= pkg-config
-DEB_PKGS := build-essential pkg-config libssh-dev libevent-dev libsodium-dev \
+DEB_PKGS := build-essential pkg-config libssh-dev libevent-dev libsodium-dev libsqlite3-dev sqlite3 \
 	libinih-dev libsystemd-dev openssh-server openssh-client socat nftables \
 	iproute2 wireguard-go wireguard-tools procps psmisc \
 	clang libclang-rt-14-dev python3 python3-paramiko curl perl valgrind \
@@ -31,7 +32,9 @@ WARN     += -Werror
 endif
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS = $(WARN) -D_GNU_SOURCE $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -Icommon -MMD -MP
+RELAY_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(RELAY_PKGS) 2>/dev/null)
+RELAY_LIBS = $(shell $(PKG_CONFIG) --libs $(RELAY_PKGS) 2>/dev/null)
+ALL_CFLAGS = $(WARN) -D_GNU_SOURCE $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) $(RELAY_CFLAGS) -Icommon -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 ifeq ($(V),1)
@@ -71,7 +74,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/simtun-relay: $(RELAY_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(RELAY_LIBS)
 
 $(BUILD)/simtun-agent: $(AGENT_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  LD      $@")
@@ -91,7 +94,7 @@ UNIT_OBJ_test_backoff      := $(call obj,agent/backoff.c)
 $(BUILD)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ) $$(UNIT_OBJ_$$*)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(RELAY_LIBS)
 
 # Install the Debian packages the build and the tests need; wait (bounded)
 # for a package database another process holds (tests/lockwait.sh).

@@ -67,7 +67,8 @@ bench_start_simtun_relay() {
 		    "authorized_keys=$T/relay/authorized_keys" \
 		    "forward_address=0.0.0.0" "keepalive_interval=15" \
 		    "keepalive_count_max=3" "max_startups=64" \
-		    "login_grace_time=20" "control_socket=$T/relay/relay.sock"; do
+		    "login_grace_time=20" "control_socket=$T/relay/relay.sock" \
+		    "state_db=$T/relay/state.db"; do
 			k=${kv%%=*}
 			case $seen in *" $k "*) continue;; esac
 			echo "$k = ${kv#*=}"

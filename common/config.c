@@ -231,13 +231,27 @@ int
 parse_seconds(const char *v, unsigned long min, unsigned long max,
     unsigned long *out, const char **why)
 {
+	static const struct { char c; unsigned long mul; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
 	char buf[32];
-	size_t n = strlen(v);
+	size_t n = strlen(v), i;
+	unsigned long x;
 
-	if (n > 1 && n < sizeof buf && v[n - 1] == 's') {
+	for (i = 0; n > 1 && n < sizeof buf && i < 4; i++) {
+		if (v[n - 1] != units[i].c)
+			continue;
 		memcpy(buf, v, n - 1);
 		buf[n - 1] = '\0';
-		return parse_uint(buf, min, max, out, why);
+		if (parse_uint(buf, 0, ULONG_MAX / units[i].mul, &x, why) == -1)
+			return -1;
+		x *= units[i].mul;
+		if (x < min || x > max) {
+			*why = "out of range";
+			return -1;
+		}
+		*out = x;
+		return 0;
 	}
 	return parse_uint(v, min, max, out, why);
 }

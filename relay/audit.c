@@ -124,6 +124,13 @@ audit_json(struct relay *r, const struct audit *a, const char *msg)
 	    a->port, (unsigned long long)a->to_device,
 	    (unsigned long long)a->from_device, a->duration);
 	json_string(b, a->reason ? a->reason : "");
+	if (a->grant != 0)
+		evbuffer_add_printf(b, ",\"grant\":%llu",
+		    (unsigned long long)a->grant);
+	if (a->asked_by != NULL) {
+		evbuffer_add_printf(b, ",\"asked_by\":");
+		json_string(b, a->asked_by);
+	}
 	evbuffer_add_printf(b, ",\"message\":");
 	json_string(b, msg);
 	evbuffer_add(b, "}\n", 2);
@@ -152,6 +159,7 @@ audit_event(struct relay *r, const struct audit *a, int quiet,
 {
 	static int journal = -1;
 	char msg[768], port[16], sport[16], to[32], from[32], dur[32];
+	char grant[32];
 	va_list ap;
 
 	if (journal == -1)
@@ -168,6 +176,7 @@ audit_event(struct relay *r, const struct audit *a, int quiet,
 	snprintf(from, sizeof from, "%llu",
 	    (unsigned long long)a->from_device);
 	snprintf(dur, sizeof dur, "%.3f", a->duration);
+	snprintf(grant, sizeof grant, "%llu", (unsigned long long)a->grant);
 	sd_journal_send("MESSAGE=simtun-relay: %s", msg,
 	    "PRIORITY=%d", strcmp(a->event, "deny") == 0 ? LOG_WARNING :
 	    LOG_INFO,
@@ -184,6 +193,8 @@ audit_event(struct relay *r, const struct audit *a, int quiet,
 	    "SIMTUN_BYTES_FROM_DEVICE=%s", from,
 	    "SIMTUN_DURATION=%s", dur,
 	    "SIMTUN_REASON=%s", a->reason ? a->reason : "",
+	    "SIMTUN_GRANT=%s", a->grant ? grant : "-",
+	    "SIMTUN_ASKED_BY=%s", a->asked_by ? a->asked_by : "-",
 	    NULL);
 	if (r->audit_fd >= 0)
 		audit_json(r, a, msg);

@@ -21,6 +21,7 @@ enum config_kind {
 	CONF_LISTEN,		/* addr:port[, addr:port ...] */
 	CONF_STARTUPS,		/* full, or start:rate:full */
 	CONF_ADDRLIST,		/* from=-style list; repeated lines add up */
+	CONF_RANGE,		/* lo-hi within [min, max] */
 };
 
 enum config_apply {
@@ -89,6 +90,14 @@ static const struct config_key config_keys[] = {
 	    "/run/simtun/relay.sock", CONF_RESTART },
 	{ "metrics_listen", CONF_HOSTPORT, F(metrics_listen), 0, 0, NULL,
 	    CONF_RESTART },
+	{ "state_db", CONF_PATH, F(state_db), 0, 0,
+	    "/var/lib/simtun/state.db", CONF_RESTART },
+	{ "max_grant_time", CONF_NUMBER, F(max_grant_time), 1, 366 * 86400,
+	    "8h", CONF_RELOAD },
+	{ "max_grants", CONF_NUMBER, F(max_grants), 1, 100000, "1024",
+	    CONF_RELOAD },
+	{ "expose_ports", CONF_RANGE, F(expose_ports), 1, 65535,
+	    "20000-20999", CONF_RELOAD },
 };
 #undef F
 #define NKEYS	(sizeof config_keys / sizeof config_keys[0])
@@ -215,6 +224,30 @@ config_addrlist(struct config_ctx *ctx, char **dst, const char *name,
 	return 1;
 }
 
+/* lo-hi (or one number), both within the key's bounds. */
+static int
+config_range(struct config_ctx *ctx, struct port_range *dst,
+    const struct config_key *k, const char *v)
+{
+	unsigned long lo = 0, hi = 0;
+	const char *why = "expected lo-hi", *dash = strchr(v, '-');
+	char buf[32];
+
+	if (dash == NULL)
+		snprintf(buf, sizeof buf, "%s", v);
+	else
+		snprintf(buf, sizeof buf, "%.*s", (int)(dash - v), v);
+	if (strlen(v) >= sizeof buf ||
+	    parse_uint(buf, k->min, k->max, &lo, &why) == -1 ||
+	    parse_uint(dash ? dash + 1 : buf, k->min, k->max, &hi, &why) ==
+	    -1 || (hi < lo && (why = "lo above hi") != NULL))
+		return config_error(ctx, "%s: \"%s\": %s (lo-hi, %lu to %lu)",
+		    k->name, v, why, k->min, k->max);
+	dst->lo = lo;
+	dst->hi = hi;
+	return 1;
+}
+
 /* One "name = value" line for key k: check it and store it. */
 static int
 config_set(struct config_ctx *ctx, struct relay_config *c,
@@ -252,6 +285,8 @@ config_set(struct config_ctx *ctx, struct relay_config *c,
 		return config_startups(ctx, c, k, v);
 	case CONF_ADDRLIST:
 		return config_addrlist(ctx, FIELD(c, k, char *), k->name, v);
+	case CONF_RANGE:
+		return config_range(ctx, FIELD(c, k, struct port_range), k, v);
 	}
 	return config_error(ctx, "%s: unknown kind", k->name);
 }
@@ -289,6 +324,10 @@ config_differs(const struct config_key *k, const struct relay_config *a,
 		return a->startups_begin != b->startups_begin ||
 		    a->startups_rate != b->startups_rate ||
 		    a->startups_full != b->startups_full;
+	case CONF_RANGE:
+		return memcmp(FIELD(a, k, const struct port_range),
+		    FIELD(b, k, const struct port_range),
+		    sizeof (struct port_range)) != 0;
 	}
 	return 1;
 }
@@ -326,6 +365,10 @@ config_move(const struct config_key *k, struct relay_config *dst,
 		dst->startups_begin = src->startups_begin;
 		dst->startups_rate = src->startups_rate;
 		dst->startups_full = src->startups_full;
+		break;
+	case CONF_RANGE:
+		*FIELD(dst, k, struct port_range) =
+		    *FIELD(src, k, struct port_range);
 		break;
 	}
 }
@@ -367,6 +410,7 @@ config_clear(struct relay_config *c)
 			break;
 		case CONF_NUMBER:
 		case CONF_STARTUPS:
+		case CONF_RANGE:
 			break;
 		}
 	}

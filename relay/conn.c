@@ -127,6 +127,7 @@ conn_audit(struct conn *c, struct audit *a, const char *event,
 {
 	audit_init(a, event, c->operator, c->operator_fp, c->peer,
 	    c->peer_port, c->sess->name, c->port, reason);
+	a->grant = c->grant;
 	if (c->p != NULL) {
 		a->to_device = c->p->bytes_in;
 		a->from_device = c->p->bytes_out;
@@ -409,11 +410,13 @@ conn_start(struct conn *c, int audit)
 
 /* Someone connected to a device port: bounded, then joined. */
 void
-conn_accept(struct listener *l, int fd, struct sockaddr *sa)
+conn_accept(struct listener *l, int fd, struct sockaddr *sa, uint64_t grant)
 {
 	struct session *sess = l->owner;
 	struct relay *r = l->relay;
 	struct audit a;
+	struct held *h;
+	struct conn *c;
 	const char *why;
 	char peer[64];
 	int peer_port;
@@ -421,15 +424,16 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 
 	net_addrstr(sa, peer, sizeof peer, &peer_port);
 	audit_init(&a, NULL, NULL, NULL, peer, peer_port, NULL, l->port, NULL);
+	a.grant = grant;
 	if (sess == NULL || sess->state != SESSION_ACTIVE ||
 	    (session_silent(sess) && r->conf.hold_time > 0)) {
 		/* lingering, or its session went silent: hold it */
 		a.device = sess != NULL && sess->state == SESSION_ACTIVE ?
 		    sess->name : l->linger_name;
 		why = "port not held";
-		if (a.device == NULL || held_add(r, a.device, l->port,
+		if (a.device == NULL || (h = held_add(r, a.device, l->port,
 		    sess == NULL ? l : NULL, fd, NULL, NULL, peer, peer_port,
-		    NULL, &why) == NULL) {
+		    NULL, &why)) == NULL) {
 			if (a.device == NULL)
 				a.device = "-";
 			a.reason = why;
@@ -439,6 +443,7 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 			close(fd);
 			return;
 		}
+		h->grant = grant;
 		a.event = "open";
 		a.reason = "held: device offline or silent";
 		audit_event(r, &a, 1, "device %s: connection from %s port %d to "
@@ -455,8 +460,9 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
 		close(fd);
 		return;
 	}
-	conn_start(conn_new(sess, ch, fd, l->port, l->bind_req, peer,
-	    peer_port), 1);
+	c = conn_new(sess, ch, fd, l->port, l->bind_req, peer, peer_port);
+	c->grant = grant;
+	conn_start(c, 1);
 }
 
 /*
@@ -468,7 +474,7 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa)
  */
 int
 conn_direct(struct session *op, struct session *dev, int port,
-    const char *bind_req, const char *target, ssh_message msg,
+    const char *bind_req, const char *target, uint64_t grant, ssh_message msg,
     const char **why)
 {
 	ssh_channel ch;
@@ -487,6 +493,7 @@ conn_direct(struct session *op, struct session *dev, int port,
 		return -1;
 	}
 	c = conn_new(dev, ch, fd, port, bind_req, op->peer, op->peer_port);
+	c->grant = grant;
 	conn_join_op(c, op, p, target);
 	conn_start(c, 1);
 	if (c->op != NULL)
@@ -532,7 +539,8 @@ conn_op_accept(struct session *op, ssh_message msg, int *fd,
 int
 conn_adopt(struct session *dev, struct listener *l, int fd,
     struct session *opsess, struct pump *op, const char *peer, int peer_port,
-    const struct timespec *started, const char *target, const char **why)
+    const struct timespec *started, const char *target, uint64_t grant,
+    const char **why)
 {
 	ssh_channel ch;
 	struct conn *c;
@@ -545,6 +553,7 @@ conn_adopt(struct session *dev, struct listener *l, int fd,
 	}
 	c = conn_new(dev, ch, fd, l->port, l->bind_req, peer, peer_port);
 	c->started = *started;
+	c->grant = grant;
 	if (op != NULL)
 		conn_join_op(c, opsess, op, target);
 	conn_start(c, 0);
@@ -564,6 +573,7 @@ conn_rehold(struct conn *c)
 	struct session *sess = c->sess;
 	struct relay *r = sess->relay;
 	struct listener *l;
+	struct held *h;
 	const char *device, *why;
 	int fd;
 
@@ -576,10 +586,11 @@ conn_rehold(struct conn *c)
 		device = c->target;
 	else
 		device = sess->name;
-	if (held_add(r, device, c->port, l != NULL && l->owner == sess &&
+	if ((h = held_add(r, device, c->port, l != NULL && l->owner == sess &&
 	    l->name == NULL ? l : NULL, fd, c->opsess, c->op, c->peer,
-	    c->peer_port, &c->started, &why) == NULL)
+	    c->peer_port, &c->started, &why)) == NULL)
 		return -1;
+	h->grant = c->grant;
 	c->p->fd = -1;			/* the held entry's now */
 	if (c->opsess != NULL) {
 		TAILQ_REMOVE(&c->opsess->opconns, c, opentry);
@@ -717,4 +728,18 @@ conn_bytes(struct session *sess, uint64_t *from_dev, uint64_t *to_dev)
 		n++;
 	}
 	return n;
+}
+
+/* A grant or expose ended: what it opened closes, everywhere. */
+void
+conn_close_grant(struct relay *r, uint64_t grant, const char *why)
+{
+	struct session *sess;
+	struct conn *c, *tmp;
+
+	TAILQ_FOREACH(sess, &r->sessions, entry)
+		TAILQ_FOREACH_SAFE(c, &sess->conns, entry, tmp)
+			if (c->grant == grant && (c->state == CONN_OPENING ||
+			    c->state == CONN_OPEN))
+				conn_close(c, "%s", why);
 }

@@ -111,6 +111,8 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 	struct session *sess;
 	char ports[8192], names[8192], since[32], in[32], outb[32], rtt[32];
 	uint64_t from_dev, to_dev;
+	struct usage_counts u;
+	char ovh[32];
 	time_t now = time(NULL);
 	int first = 1, nconn;
 
@@ -124,8 +126,8 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 		    (unsigned long long)r->ka_failures);
 	else
 		evbuffer_add_printf(out, "%-16s %-12s %-10s %-8s %-22s %6s "
-		    "%8s %8s %s\n", "DEVICE", "PORTS", "STATE", "SINCE", "PEER",
-		    "RTT", "IN", "OUT", "TAKEOVERS");
+		    "%8s %8s %9s %s\n", "DEVICE", "PORTS", "STATE", "SINCE",
+		    "PEER", "RTT", "IN", "OUT", "TAKEOVERS", "OVERHEAD");
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
 		/* a displaced session is on its way out (2 s at most) */
 		if (sess->state != SESSION_ACTIVE || sess->operator ||
@@ -144,12 +146,23 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 			    "\"peer\":\"%s\",\"peer_port\":%d,"
 			    "\"rtt_ms\":%ld,\"bytes_in\":%llu,"
 			    "\"bytes_out\":%llu,\"takeovers\":%u,"
-			    "\"key\":\"%s\",\"connections\":%d}",
+			    "\"key\":\"%s\",\"connections\":%d,",
 			    ports, names, (long long)sess->since, sess->peer,
 			    sess->peer_port, sess->rtt_ms,
 			    (unsigned long long)from_dev,
 			    (unsigned long long)to_dev, sess->takeovers,
 			    sess->fp, nconn);
+			usage_session_counts(sess, &u);
+			evbuffer_add_printf(out, "\"usage\":{\"payload_to\":"
+			    "%llu,\"payload_from\":%llu,\"overhead_to\":%llu,"
+			    "\"overhead_from\":%llu,\"keepalive_to\":%llu,"
+			    "\"keepalive_from\":%llu}}",
+			    (unsigned long long)u.payload_to,
+			    (unsigned long long)u.payload_from,
+			    (unsigned long long)u.overhead_to,
+			    (unsigned long long)u.overhead_from,
+			    (unsigned long long)u.keepalive_to,
+			    (unsigned long long)u.keepalive_from);
 			first = 0;
 			continue;
 		}
@@ -160,9 +173,11 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 			snprintf(rtt, sizeof rtt, "%ldms", sess->rtt_ms);
 		else
 			snprintf(rtt, sizeof rtt, "-");
+		usage_session_counts(sess, &u);
+		fmt_bytes(ovh, sizeof ovh, u.overhead_to + u.overhead_from);
 		evbuffer_add_printf(out, "%-16s %-12s %-10s %-8s %-22s %6s "
-		    "%8s %8s %u\n", sess->name, ports, "connected", since,
-		    sess->peer, rtt, in, outb, sess->takeovers);
+		    "%8s %8s %9u %s\n", sess->name, ports, "connected", since,
+		    sess->peer, rtt, in, outb, sess->takeovers, ovh);
 	}
 	if (json)
 		evbuffer_add_printf(out, "]");
@@ -211,13 +226,48 @@ control_kick(struct relay *r, const char *name, struct evbuffer *out)
 		    esc(name), n, n == 1 ? "" : "s");
 }
 
+#define CONTROL_MAX_ARGS	16
+
+/* Split a request at blanks into argv (in place); the count, -1 if long. */
+static int
+control_split(char *line, char **argv)
+{
+	char *tok, *save = NULL;
+	int n = 0;
+
+	for (tok = strtok_r(line, " \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t", &save)) {
+		if (n == CONTROL_MAX_ARGS)
+			return -1;
+		argv[n++] = tok;
+	}
+	return n;
+}
+
 /* Dispatch one request line from simtunctl. */
 void
 relay_control(const char *line, struct evbuffer *out,
     const struct control_peer *peer, void *arg)
 {
 	struct relay *r = arg;
+	char *argv[CONTROL_MAX_ARGS], *copy;
+	int argc;
 
+	copy = xstrdup(line);
+	argc = control_split(copy, argv);
+	if (argc > 0 && (!strcmp(argv[0], "grant") ||
+	    !strcmp(argv[0], "grants") || !strcmp(argv[0], "revoke") ||
+	    !strcmp(argv[0], "expose"))) {
+		grant_request(r, argc, argv, out, peer);
+		free(copy);
+		return;
+	}
+	if (argc > 0 && !strcmp(argv[0], "usage")) {
+		usage_request(r, argc, argv, out);
+		free(copy);
+		return;
+	}
+	free(copy);
 	if (!strcmp(line, "status"))
 		control_status(r, out, 0);
 	else if (!strcmp(line, "status --json") || !strcmp(line,
@@ -231,5 +281,5 @@ relay_control(const char *line, struct evbuffer *out,
 		control_kick(r, line + 5, out);
 	else
 		evbuffer_add_printf(out, "error: unknown request (try status, "
-		    "status --json, devices, devices --json, kick DEVICE)\n");
+		    "devices, kick, grant, grants, revoke, expose, usage)\n");
 }

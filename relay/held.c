@@ -23,6 +23,7 @@ held_audit(struct held *h, struct audit *a, const char *event,
 {
 	audit_init(a, event, h->operator, h->operator_fp, h->peer,
 	    h->peer_port, h->device, h->port, reason);
+	a->grant = h->grant;
 	a->duration = relay_age(&h->started);
 }
 
@@ -199,7 +200,7 @@ held_serve(struct relay *r, struct listener *l)
 		if (h->closing || !held_matches(h, l))
 			continue;
 		if (conn_adopt(l->owner, l, h->fd, h->opsess, h->op, h->peer,
-		    h->peer_port, &h->started, h->device, &why) == -1) {
+		    h->peer_port, &h->started, h->device, h->grant, &why) == -1) {
 			held_close(h, "%s", why);
 			continue;
 		}
@@ -268,6 +269,17 @@ held_drop_listener(struct listener *l, const char *why)
 			held_close(h, "%s", why);
 			h->l = NULL;
 		}
+}
+
+/* A grant or expose ended: what waits under it goes. */
+void
+held_drop_grant(struct relay *r, uint64_t grant, const char *why)
+{
+	struct held *h;
+
+	TAILQ_FOREACH(h, &r->held, entry)
+		if (h->grant == grant && !h->closing)
+			held_close(h, "%s", why);
 }
 
 /* Held entries (for status). */

@@ -76,7 +76,7 @@ static void
 listener_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	conn_accept(arg, fd, sa);
+	conn_accept(arg, fd, sa, 0);
 }
 
 /* Accept errors: out of descriptors pauses accepting for a moment. */

@@ -103,6 +103,8 @@ main_tick(evutil_socket_t fd, short what, void *arg)
 	unsigned int n = 0;
 
 	penalty_gc();
+	state_tick(r);
+	usage_tick(r);
 	TAILQ_FOREACH(sess, &r->sessions, entry)
 		if (sess->state == SESSION_ACTIVE)
 			n++;
@@ -150,6 +152,7 @@ main(int argc, char **argv)
 	TAILQ_INIT(&relay.sessions);
 	TAILQ_INIT(&relay.listeners);
 	TAILQ_INIT(&relay.held);
+	TAILQ_INIT(&relay.grants);
 	TAILQ_INIT(&relay.keys);
 	if (config_load(&relay.conf, conffile, err, sizeof err) == -1) {
 		fprintf(stderr, "%s\n", err);
@@ -207,6 +210,8 @@ main(int argc, char **argv)
 	relay.audit_fd = -1;
 	if (audit_open(&relay) == -1)
 		exit(1);
+	if (state_open(&relay, err, sizeof err) == -1)
+		fatalx("%s", err);
 	relay.ctl = control_open(relay.base, relay.conf.control_socket,
 	    relay_control, &relay);
 	ev_term = evsignal_new(relay.base, SIGTERM, main_quit, &relay);
@@ -236,6 +241,10 @@ main(int argc, char **argv)
 	while ((l = TAILQ_FIRST(&relay.listeners)) != NULL)
 		listener_free(l);
 	held_clear(&relay);
+	usage_flush(&relay);
+	state_close(&relay);
+	grant_clear(&relay);
+	usage_clear();
 	devices_clear();
 	audit_close(&relay);
 	server_close(&relay);

@@ -93,6 +93,12 @@ metrics_request(struct evhttp_request *req, void *arg)
 		    (unsigned long long)o);
 	}
 	devices_metrics(out);
+	usage_metrics(r, out);
+	metrics_head(out, "simtun_grants_active", "gauge",
+	    "Grants and exposes in force.");
+	evbuffer_add_printf(out, "simtun_grants_active{kind=\"grant\"} %u\n"
+	    "simtun_grants_active{kind=\"expose\"} %u\n",
+	    grant_count(r, GRANT_ACCESS), grant_count(r, GRANT_EXPOSE));
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, HTTP_OK, "OK", out);

@@ -97,26 +97,63 @@ operator_target(struct relay *r, const char *host, int port)
  */
 static int
 operator_hold(struct session *op, const char *device, int port,
-    ssh_message msg, const char **why)
+    uint64_t grant, ssh_message msg, const char **why)
 {
 	struct relay *r = op->relay;
 	struct audit a;
 	struct pump *p;
+	struct held *h;
 	int fd;
 
 	if ((*why = held_admit(r, device)) != NULL)
 		return -1;
 	if ((p = conn_op_accept(op, msg, &fd, why)) == NULL)
 		return -1;
-	held_add(r, device, port, NULL, fd, op, p, op->peer, op->peer_port,
-	    NULL, why);
+	if ((h = held_add(r, device, port, NULL, fd, op, p, op->peer,
+	    op->peer_port, NULL, why)) != NULL)
+		h->grant = grant;
 	audit_init(&a, "open", op->name, op->fp, op->peer, op->peer_port,
 	    device, port, "held: device offline or silent");
+	a.grant = grant;
 	audit_event(r, &a, 0, "device %s: operator %s (%s port %d) channel to "
 	    "%s:%d held", device, op->name, op->peer, op->peer_port, device,
 	    port);
 	pump_kick(p);
 	return 0;
+}
+
+/*
+ * May sess open host:port? NULL if so (*grant: the grant it opens under,
+ * 0 for its own key's permitopen), else why not. Any listed key may hold
+ * a grant; only an operator key has permitopen of its own.
+ */
+static const char *
+operator_permits(struct session *sess, struct authkey *ak, const char *host,
+    int port, uint64_t *grant)
+{
+	const char *why = NULL;
+	struct grant *g;
+
+	*grant = 0;
+	if (ak == NULL)
+		return "key no longer listed";
+	if (authkey_expired(ak, time(NULL)))
+		return "key expired (expiry-time)";
+	if (host == NULL)
+		return "no destination";
+	if (sess->operator && authkey_may_open(ak, host, port))
+		return NULL;
+	if ((g = grant_permits(sess->relay, sess, host, port, &why)) != NULL) {
+		*grant = g->id;
+		g->opened++;
+		g->dirty = 1;
+		return NULL;
+	}
+	if (why != NULL)
+		return why;
+	return sess->operator ? "not permitted by this key's permitopen or "
+	    "a grant" : "not an operator key (no permitopen) and no grant: "
+	    "devices open nothing";
 }
 
 /*
@@ -132,32 +169,29 @@ operator_open(struct session *sess, ssh_message msg)
 	struct listener *l = NULL;
 	struct audit a;
 	char target[300];
+	uint64_t grant = 0;
 	int port;
 
 	host = ssh_message_channel_request_open_destination(msg);
 	port = ssh_message_channel_request_open_destination_port(msg);
 	snprintf(target, sizeof target, "%s", host ? esc(host) : "");
 	ak = session_authkey(sess);
-	if (!sess->operator || ak == NULL)
-		why = "not an operator key (no permitopen): devices open "
-		    "nothing";
-	else if (authkey_expired(ak, time(NULL)))
-		why = "key expired (expiry-time)";
-	else if (host == NULL || !authkey_may_open(ak, host, port))
-		why = "not permitted by this key's permitopen";
+	if ((why = operator_permits(sess, ak, host, port, &grant)) != NULL)
+		;
 	else if ((l = operator_target(r, host, port)) == NULL ||
 	    l->owner == NULL || l->owner->state != SESSION_ACTIVE ||
 	    (session_silent(l->owner) && r->conf.hold_time > 0)) {
 		if (l == NULL && !operator_known_device(r, host))
 			why = "unknown device";
-		else if (operator_hold(sess, target, port, msg, &why) == 0)
+		else if (operator_hold(sess, target, port, grant, msg,
+		    &why) == 0)
 			return 0;
 	}
 	if (why == NULL && conn_direct(sess, l->owner, port, l->bind_req,
-	    target, msg, &why) == 0)
+	    target, grant, msg, &why) == 0)
 		return 0;
-	audit_init(&a, "deny", sess->operator ? sess->name : NULL, sess->fp,
-	    sess->peer, sess->peer_port, target, port, why);
+	audit_init(&a, "deny", sess->operator || grant ? sess->name : NULL,
+	    sess->fp, sess->peer, sess->peer_port, target, port, why);
 	r->refused++;
 	audit_event(r, &a, 0, "%s %s (%s port %d): refused channel to %s:%d: "
 	    "%s", sess->operator ? "operator" : "device", sess->name,

@@ -16,6 +16,11 @@ struct listen_addr {
 	uint16_t	 port;
 };
 
+/* lo-hi, both included (expose_ports = 20000-20999). */
+struct port_range {
+	unsigned long	 lo, hi;
+};
+
 struct relay_config {
 	char		*path;
 	struct listen_addr *listen;
@@ -48,7 +53,24 @@ struct relay_config {
 	unsigned long	 max_held_per_device;
 	char		*audit_log;
 	char		*control_socket;
+	char		*state_db;
+	unsigned long	 max_grant_time;
+	unsigned long	 max_grants;
+	struct port_range expose_ports;
 };
+
+/*
+ * What a device's traffic cost on the wire, by kind and direction (to and
+ * from the device): payload (the forwarded bytes), overhead (SSH framing,
+ * handshakes and TCP/IP headers: the wire less the payload), and the part
+ * of the overhead that keepalives were.
+ */
+struct usage_counts {
+	uint64_t	 payload_to, payload_from;
+	uint64_t	 overhead_to, overhead_from;
+	uint64_t	 keepalive_to, keepalive_from;
+};
+struct usage;
 
 enum session_state { SESSION_KEX, SESSION_AUTH, SESSION_ACTIVE,
     SESSION_CLOSING };
@@ -98,6 +120,12 @@ struct session {
 	uint64_t	 bytes_in;	/* from the device (closed conns) */
 	uint64_t	 bytes_out;	/* to the device (closed conns) */
 	unsigned int	 takeovers;
+	/* keepalive packets: our probes and the device's answers, the
+	 * device's probes and our answers (usage.c prices them) */
+	uint64_t	 ka_probes_out, ka_answers_in;
+	uint64_t	 ka_probes_in, ka_answers_out;
+	struct usage	*usage;		/* the device's record (usage.c) */
+	struct usage_counts usage_mark;	/* what it has been counted for */
 	struct ssh_server_callbacks_struct scb;
 	struct ssh_callbacks_struct cb;
 };
@@ -139,11 +167,44 @@ struct held {
 	char		 peer[64];
 	int		 peer_port;
 	struct timespec	 started;
+	uint64_t	 grant;		/* came under this grant or expose */
 	int		 closing;
 	struct event	*ev_timeout;
 	struct event	*ev_free;
 };
 TAILQ_HEAD(helds, held);
+
+/*
+ * Time-limited access (grant.c): a grant lets one key open channels to
+ * the devices matching a pattern; an expose opens a public port to one
+ * device. Both end by themselves at expires (or revoke), closing what
+ * they opened, and outlive a restart of the relay in state_db.
+ */
+enum grant_kind { GRANT_ACCESS, GRANT_EXPOSE };
+struct grant {
+	TAILQ_ENTRY(grant) entry;
+	struct relay	*relay;
+	uint64_t	 id;
+	enum grant_kind	 kind;
+	char		*operator;	/* access: the key's comment, and */
+	char		*operator_fp;	/* the key it is for */
+	char		*target;	/* access: a device pattern; expose:
+					   the device */
+	int		 port;		/* 0: any (access only) */
+	char		*sources;	/* --from, NULL: anywhere */
+	int		 listen;	/* expose: the public port */
+	time_t		 created;
+	time_t		 expires;
+	char		*asked_by;
+	time_t		 ended;		/* 0: in force */
+	char		*end_reason;
+	int		 dirty;		/* not yet in state_db */
+	uint64_t	 opened;	/* channels/connections under it */
+	struct evconnlistener *evl;	/* expose */
+	struct accept_pause ap;
+	struct event	*ev_end;
+};
+TAILQ_HEAD(grants, grant);
 
 enum conn_state { CONN_OPENING, CONN_OPEN, CONN_CLOSING, CONN_BURIED };
 
@@ -180,6 +241,7 @@ struct conn {
 	char		 peer[64];	/* the laptop */
 	int		 peer_port;
 	struct timespec	 started;
+	uint64_t	 grant;		/* opened under this grant or expose */
 	struct event	*ev_timeout;	/* channel open timeout */
 	struct event	*ev_free;
 };
@@ -214,6 +276,10 @@ struct relay {
 	struct helds	 held;
 	unsigned int	 nheld;
 	int		 audit_fd;	/* audit_log, -1 when unset */
+	struct grants	 grants;	/* in force, and ended ones not yet
+					   written to state_db */
+	uint64_t	 next_grant;
+	struct state	*state;		/* state_db */
 	char		 hostname[64];	/* "relay" in audit events */
 };
 
@@ -319,6 +385,8 @@ struct audit {
 	uint64_t	 from_device;
 	double		 duration;
 	const char	*reason;
+	uint64_t	 grant;		/* under a grant or expose, 0: none */
+	const char	*asked_by;	/* grant, expose, revoke: who asked */
 };
 void	audit_init(struct audit *, const char *, const char *, const char *,
 	    const char *, int, const char *, int, const char *);
@@ -338,9 +406,9 @@ void	listener_free(struct listener *);
 struct listener *listener_find(struct relay *, int);
 
 /* conn.c */
-void	conn_accept(struct listener *, int, struct sockaddr *);
+void	conn_accept(struct listener *, int, struct sockaddr *, uint64_t);
 int	conn_direct(struct session *, struct session *, int, const char *,
-	    const char *, ssh_message, const char **);
+	    const char *, uint64_t, ssh_message, const char **);
 void	conn_kick_ops(struct session *);
 void	conn_close_ops(struct session *, const char *);
 void	conn_release_ops(struct session *);
@@ -348,7 +416,8 @@ struct pump *conn_op_accept(struct session *, ssh_message, int *,
 	    const char **);
 int	conn_adopt(struct session *, struct listener *, int, struct session *,
 	    struct pump *, const char *, int, const struct timespec *,
-	    const char *, const char **);
+	    const char *, uint64_t, const char **);
+void	conn_close_grant(struct relay *, uint64_t, const char *);
 
 /* held.c */
 const char *held_admit(struct relay *, const char *);
@@ -361,11 +430,49 @@ void	held_drop_operator(struct session *);
 void	held_drop_listener(struct listener *, const char *);
 unsigned int held_count(struct relay *, const char *);
 void	held_clear(struct relay *);
+void	held_drop_grant(struct relay *, uint64_t, const char *);
 void	conn_close(struct conn *, const char *, ...) PRINTFLIKE(2, 3);
 void	conn_kick_all(struct session *);
 void	conn_close_all(struct session *, const char *);
 void	conn_rehold_opening(struct session *, const char *);
 void	conn_free_all(struct session *);
 int	conn_bytes(struct session *, uint64_t *, uint64_t *);
+
+/* grant.c: grants and exposes (simtunctl grant, grants, revoke, expose) */
+void	grant_request(struct relay *, int, char **, struct evbuffer *,
+	    const struct control_peer *);
+struct grant *grant_permits(struct relay *, struct session *, const char *,
+	    int, const char **);
+int	grant_restore(struct relay *, struct grant *);
+void	grant_list(struct relay *, struct evbuffer *, int);
+void	grant_forget(struct grant *);
+void	grant_clear(struct relay *);
+unsigned int grant_count(struct relay *, enum grant_kind);
+
+/* state.c: the SQLite state database (state_db) */
+struct state;
+int	state_open(struct relay *, char *, size_t);
+void	state_save(struct relay *);
+void	state_tick(struct relay *);
+void	state_close(struct relay *);
+int	state_usage_begin(struct relay *);
+int	state_usage_end(struct relay *, int);
+int	state_usage_add(struct relay *, const char *, const char *,
+	    const struct usage_counts *);
+typedef void (*state_usage_cb)(const char *, const char *,
+	    const struct usage_counts *, void *);
+int	state_usage_days(struct relay *, const char *, const char *,
+	    state_usage_cb, void *);
+
+/* usage.c: bytes on the wire per device, by kind and direction */
+void	usage_attach(struct session *);
+void	usage_sample(struct session *);
+void	usage_sample_all(struct relay *);
+void	usage_session_counts(struct session *, struct usage_counts *);
+void	usage_request(struct relay *, int, char **, struct evbuffer *);
+void	usage_flush(struct relay *);
+void	usage_tick(struct relay *);
+void	usage_metrics(struct relay *, struct evbuffer *);
+void	usage_clear(void);
 
 #endif

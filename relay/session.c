@@ -70,8 +70,10 @@ session_close(struct session *sess, const char *fmt, ...)
 		server_throttle(r);
 	}
 	conn_bytes(sess, &from_dev, &to_dev);
-	if (sess->state == SESSION_ACTIVE)
+	if (sess->state == SESSION_ACTIVE) {
 		devices_session_closed(sess, from_dev, to_dev);
+		usage_sample(sess);	/* its last bytes, before they go */
+	}
 	if (sess->operator)
 		log_info("operator %s (%s port %d) closed: %s; %u channels "
 		    "open, up %lld s", sess->name, sess->peer, sess->peer_port,
@@ -87,8 +89,7 @@ session_close(struct session *sess, const char *fmt, ...)
 		    "authentication: %s", sess->peer, sess->peer_port, why);
 	conn_close_all(sess, "device session closed");
 	conn_close_ops(sess, why);
-	if (sess->operator)
-		held_drop_operator(sess);
+	held_drop_operator(sess);	/* any key may open under a grant */
 	sess->state = SESSION_CLOSING;
 	if (sess->ev_expiry != NULL)
 		event_del(sess->ev_expiry);
@@ -218,8 +219,10 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	    sess->peer_port, sess->fp);
 	if (ak->nopens > 0)
 		operator_authenticated(sess, ak);
-	else
+	else {
+		usage_attach(sess);
 		session_limit_key(sess);
+	}
 	{
 		struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
 
@@ -411,6 +414,13 @@ session_answer_request(ssh_session s, ssh_message msg, void *arg)
 		    sess->peer, port);
 		ssh_message_reply_default(msg);
 		return;
+	case SSH_GLOBAL_REQUEST_KEEPALIVE:
+		/* the device probes us: its probe and our answer are
+		 * keepalive bytes on its link (usage.c) */
+		sess->ka_probes_in++;
+		sess->ka_answers_out++;	/* OpenSSH, dropbear: want-reply */
+		ssh_message_reply_default(msg);
+		return;
 	default:
 		/* keepalive@openssh.com and unknown requests: a failure
 		 * reply, which is what OpenSSH's sshd answers too. */
@@ -436,6 +446,7 @@ session_keepalive(struct session *sess)
 	if (sess->rcount.out_packets == before)
 		ssh_send_keepalive(sess->s);
 	if (sess->rcount.out_packets != before) {
+		sess->ka_probes_out++;
 		sess->ka_sent = now;
 		sess->ka_sent_packets = sess->rcount.in_packets;
 	}
@@ -581,6 +592,7 @@ session_io(void *arg, short what)
 		sess->rtt_ms = (now.tv_sec - sess->ka_sent.tv_sec) * 1000 +
 		    (now.tv_nsec - sess->ka_sent.tv_nsec) / 1000000;
 		sess->ka_sent.tv_sec = 0;
+		sess->ka_answers_in++;
 		if (sess->relay->nheld > 0)
 			listener_serve_held(sess);	/* not silent now */
 	}

@@ -62,7 +62,7 @@ shlibs() {
 		[ -n "$out" ] && { echo "$out"; return 0; }
 	done
 	# last resort: what dpkg-shlibdeps says on Debian 12 amd64
-	echo "libc6 (>= 2.34), libevent-core-2.1-7 (>= 2.1.8-stable), libevent-extra-2.1-7 (>= 2.1.8-stable), libinih1 (>= 40), libsodium23 (>= 0.6.0), libssh-4 (>= 0.10.4), libsystemd0"
+	echo "libc6 (>= 2.34), libevent-core-2.1-7 (>= 2.1.8-stable), libevent-extra-2.1-7 (>= 2.1.8-stable), libinih1 (>= 40), libsodium23 (>= 0.6.0), libsqlite3-0 (>= 3.24), libssh-4 (>= 0.10.4), libsystemd0"
 }
 
 # control_for PKG: PKG's stanza of control.in (stanzas are separated by blank lines).

@@ -22,6 +22,16 @@ usage(int code)
 	    "usage: simtunctl [-s SOCKET] status [--json]\n"
 	    "       simtunctl [-s SOCKET] devices [--json]\n"
 	    "       simtunctl [-s SOCKET] kick DEVICE\n"
+	    "       simtunctl [-s SOCKET] grant OPERATOR DEVICEPATTERN[:PORT] "
+	    "--for DURATION\n"
+	    "                 [--from CIDR,...]\n"
+	    "       simtunctl [-s SOCKET] expose DEVICE[:PORT] --for DURATION "
+	    "[--from CIDR,...]\n"
+	    "                 [--listen PORT]\n"
+	    "       simtunctl [-s SOCKET] grants [--json]\n"
+	    "       simtunctl [-s SOCKET] revoke ID\n"
+	    "       simtunctl [-s SOCKET] usage [DEVICE] [--days N] [--json]\n"
+	    "  DURATION    90s, 30m, 2h, 1d\n"
 	    "  -s SOCKET   control socket (default %s, else %s)\n",
 	    RELAY_SOCK, AGENT_SOCK);
 	exit(code);
@@ -107,6 +117,26 @@ main(int argc, char **argv)
 		if (strlen(argv[1]) > 256 || strchr(argv[1], '\n'))
 			usage(1);
 		snprintf(req, sizeof req, "kick %s", argv[1]);
+	} else if (!strcmp(argv[0], "grant") || !strcmp(argv[0], "grants") ||
+	    !strcmp(argv[0], "revoke") || !strcmp(argv[0], "expose") ||
+	    !strcmp(argv[0], "usage")) {
+		/* the relay parses and checks the words; they go as they are */
+		size_t off = 0;
+		int i;
+
+		for (i = 0; i < argc; i++) {
+			if (argv[i][0] == '\0' || strpbrk(argv[i], " \t\n\r")) {
+				fprintf(stderr, "simtunctl: \"%s\": no blanks "
+				    "inside an argument\n", argv[i]);
+				return 1;
+			}
+			if (off + strlen(argv[i]) + 2 > 500) {
+				fprintf(stderr, "simtunctl: request too long\n");
+				return 1;
+			}
+			off += (size_t)snprintf(req + off, sizeof req - off,
+			    "%s%s", i ? " " : "", argv[i]);
+		}
 	} else
 		usage(1);
 	return ctl_request(sock, req);

@@ -363,7 +363,7 @@ start_simtun_relay() {
 		echo "[relay]"
 		for k in listen host_key authorized_keys forward_address \
 		    keepalive_interval keepalive_count_max max_startups \
-		    login_grace_time control_socket; do
+		    login_grace_time control_socket state_db; do
 			local d
 			case $k in
 			listen) d="0.0.0.0:$RELAY_PORT";;
@@ -375,13 +375,14 @@ start_simtun_relay() {
 			max_startups) d=64;;
 			login_grace_time) d=20;;
 			control_socket) d="$T/relay/relay.sock";;
+			state_db) d="$T/relay/state.db";;
 			esac
 			echo "$k = $(relay_conf_value "$k" "$d" "$@")"
 		done
 		# any other "key = value" (metrics_listen, penalty_exempt...) as is
 		for k in "$@"; do
 			local kk=${k%%=*}; kk=${kk// /}
-			case " listen host_key authorized_keys forward_address keepalive_interval keepalive_count_max max_startups login_grace_time control_socket " in
+			case " listen host_key authorized_keys forward_address keepalive_interval keepalive_count_max max_startups login_grace_time control_socket state_db " in
 			*" $kk "*) ;;
 			*) echo "$k";;
 			esac

@@ -175,6 +175,7 @@ mkdir -p "$U" "$T/var"
 sed -e "s|^host_key = .*|host_key = $T/var/ssh_host_ed25519_key|" \
     -e "s|^authorized_keys = .*|authorized_keys = $U/authorized_keys|" \
     -e "s|^control_socket = .*|control_socket = $T/var/relay.sock|" \
+    -e "s|^state_db = .*|state_db = $T/var/state.db|" \
     /etc/simtun/relay.conf >"$U/relay.conf"
 cp /etc/simtun/authorized_keys "$U/authorized_keys"
 ssh-keygen -q -t ed25519 -N '' -C relay -f "$T/var/ssh_host_ed25519_key" || fail "ssh-keygen"

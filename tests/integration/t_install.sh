@@ -85,6 +85,7 @@ fi
 sed -e "s|^host_key *=.*|host_key = $T/state/ssh_host_ed25519_key|" \
     -e "s|^authorized_keys *=.*|authorized_keys = $T/etc/authorized_keys|" \
     -e "s|^control_socket *=.*|control_socket = $T/run/relay.sock|" \
+    -e "s|^state_db *=.*|state_db = $T/state/state.db|" \
     "$DEST$SYSCONFDIR/simtun/relay.conf.example" >"$T/etc/relay.conf"
 grep -q "^host_key = $T/" "$T/etc/relay.conf" ||
     fail "relay.conf.example has no host_key line to adjust"
