@@ -169,18 +169,30 @@ grant_end(struct grant *g, const char *reason, const char *asked_by)
 	state_save(r);			/* may free g */
 }
 
-/* The timer that ends g at its expiry. */
+/*
+ * The timer that ends g: secs from now for a new one (a window of
+ * --for 3s is 3 s, whatever the fraction of the second it began in),
+ * else at its expiry (whole seconds, read back after a restart).
+ */
 static void
-grant_arm(struct grant *g)
+grant_arm(struct grant *g, unsigned long secs)
 {
-	struct timeval tv;
-	time_t now = time(NULL);
+	struct timeval tv = { (time_t)secs, 0 };
+	struct timespec now;
+	long long us;
 
 	g->ev_end = evtimer_new(g->relay->base, grant_expired, g);
 	if (g->ev_end == NULL)
 		fatalx("evtimer_new");
-	tv.tv_sec = g->expires > now ? g->expires - now : 0;
-	tv.tv_usec = 0;
+	if (secs == 0) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		us = ((long long)g->expires - now.tv_sec) * 1000000 -
+		    now.tv_nsec / 1000;
+		if (us < 0)
+			us = 0;
+		tv.tv_sec = (time_t)(us / 1000000);
+		tv.tv_usec = (suseconds_t)(us % 1000000);
+	}
 	evtimer_add(g->ev_end, &tv);
 }
 
@@ -197,8 +209,9 @@ grant_permits(struct relay *r, struct session *sess, const char *host,
 	time_t now = time(NULL);
 
 	TAILQ_FOREACH(g, &r->grants, entry) {
+		/* the timer ends it; expires (whole seconds) is a backstop */
 		if (g->kind != GRANT_ACCESS || g->ended != 0 ||
-		    now >= g->expires || sess->fp == NULL ||
+		    now > g->expires || sess->fp == NULL ||
 		    strcmp(g->operator_fp, sess->fp) != 0 ||
 		    (g->port != 0 && g->port != port) ||
 		    !match_pattern(host, g->target))
@@ -252,7 +265,7 @@ grant_expose_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	int peer_port;
 
 	net_addrstr(sa, peer, sizeof peer, &peer_port);
-	if (g->ended != 0 || time(NULL) >= g->expires)
+	if (g->ended != 0 || time(NULL) > g->expires)
 		why = "expose ended";
 	else if (g->sources != NULL && match_addr_list(peer, g->sources) != 1) {
 		snprintf(reason, sizeof reason, "source not allowed by expose "
@@ -346,7 +359,7 @@ grant_restore(struct relay *r, struct grant *g)
 		grant_end(g, why, NULL);
 		return -1;
 	}
-	grant_arm(g);
+	grant_arm(g, 0);
 	log_info("%s %llu in force again: %s%s%s until %s",
 	    g->kind == GRANT_EXPOSE ? "expose" : "grant",
 	    (unsigned long long)g->id, g->operator ? g->operator : "",
@@ -505,14 +518,19 @@ static struct grant *
 grant_new(struct relay *r, enum grant_kind kind, struct grant_opts *o,
     const struct control_peer *peer)
 {
+	struct timespec now;
 	struct grant *g;
 
 	g = xcalloc(1, sizeof *g);
 	g->relay = r;
 	g->kind = kind;
 	g->id = r->next_grant++;
-	g->created = time(NULL);
-	g->expires = g->created + (time_t)o->secs;
+	clock_gettime(CLOCK_REALTIME, &now);
+	g->created = now.tv_sec;
+	/* whole seconds, rounded up: read back after a restart, the
+	 * window ends late by a fraction of a second, never early */
+	g->expires = now.tv_sec + (time_t)o->secs + (now.tv_nsec > 0);
+	g->secs = o->secs;
 	g->sources = o->sources;
 	o->sources = NULL;
 	g->asked_by = xstrdup(peer->who);
@@ -528,7 +546,7 @@ grant_start(struct grant *g, const struct control_peer *peer,
 	struct relay *r = g->relay;
 
 	TAILQ_INSERT_TAIL(&r->grants, g, entry);
-	grant_arm(g);
+	grant_arm(g, g->secs);
 	grant_audit(g, g->kind == GRANT_EXPOSE ? "expose" : "grant",
 	    "in force", peer->who);
 	state_save(r);

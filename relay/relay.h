@@ -195,6 +195,7 @@ struct grant {
 	int		 listen;	/* expose: the public port */
 	time_t		 created;
 	time_t		 expires;
+	unsigned long	 secs;		/* --for, when made by this relay */
 	char		*asked_by;
 	time_t		 ended;		/* 0: in force */
 	char		*end_reason;
