@@ -1,4 +1,5 @@
 /* Unit tests for common/config.c: line numbers, error format, parse_*. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,8 +412,24 @@ test_parse_seconds(void)
 	CHECK_INT(parse_seconds("5ss", 1, 60, &n, &why), -1);
 	CHECK_INT(parse_seconds("5 s", 1, 60, &n, &why), -1);
 	CHECK_INT(parse_seconds("-5s", 1, 60, &n, &why), -1);
-	CHECK_INT(parse_seconds("5m", 1, 600, &n, &why), -1);
+	/* durations: m, h, d (grants' --for, max_grant_time) */
+	CHECK_INT(parse_seconds("5m", 1, 600, &n, &why), 0);
+	CHECK_INT(n, 300);
+	CHECK_INT(parse_seconds("2h", 1, 86400, &n, &why), 0);
+	CHECK_INT(n, 7200);
+	CHECK_INT(parse_seconds("1d", 1, 86400, &n, &why), 0);
+	CHECK_INT(n, 86400);
+	CHECK_INT(parse_seconds("11m", 1, 600, &n, &why), -1);
+	CHECK_STR(why, "out of range");
+	CHECK_INT(parse_seconds("0h", 1, 600, &n, &why), -1);
+	CHECK_INT(parse_seconds("99999999999999999999d", 1, 600, &n, &why),
+	    -1);
+	CHECK_INT(parse_seconds("999999999999999999d", 1, ULONG_MAX, &n,
+	    &why), -1);
+	CHECK_INT(parse_seconds("h", 1, 60, &n, &why), -1);
+	CHECK_INT(parse_seconds("1.5h", 1, 86400, &n, &why), -1);
 	CHECK_INT(parse_seconds("5S", 1, 60, &n, &why), -1);
+	CHECK_INT(parse_seconds("5w", 1, 60, &n, &why), -1);
 	/* long input must not overflow the internal buffer */
 	{
 		char big[100];

@@ -53,6 +53,48 @@ test_defaults(void)
 	CHECK_INT(c.max_conns, 4096);
 	CHECK_INT(c.max_sessions_per_key, 4);
 	CHECK_INT(c.channel_open_timeout, 30);
+	CHECK_STR(c.state_db, "/var/lib/simtun/state.db");
+	CHECK_INT(c.max_grant_time, 8 * 3600);
+	CHECK_INT(c.max_grants, 1024);
+	CHECK_INT(c.expose_ports.lo, 20000);
+	CHECK_INT(c.expose_ports.hi, 20999);
+	config_clear(&c);
+}
+
+/* expose_ports = lo-hi: bounds, order, a single port; errors name it. */
+static void
+test_expose_ports(void)
+{
+	struct relay_config c;
+	char err[600];
+
+	CHECK_INT(load(&c, "[relay]\nexpose_ports = 30000-30010\n", err,
+	    sizeof err), 0);
+	CHECK_INT(c.expose_ports.lo, 30000);
+	CHECK_INT(c.expose_ports.hi, 30010);
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\nexpose_ports = 30000\n", err,
+	    sizeof err), 0);
+	CHECK_INT(c.expose_ports.lo, 30000);
+	CHECK_INT(c.expose_ports.hi, 30000);
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\nexpose_ports = 30010-30000\n", err,
+	    sizeof err), -1);
+	CHECK_STR(err, "relay.conf:2: expose_ports: \"30010-30000\": lo above "
+	    "hi (lo-hi, 1 to 65535)");
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\nexpose_ports = 0-10\n", err, sizeof err),
+	    -1);
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\nexpose_ports = 1-70000\n", err,
+	    sizeof err), -1);
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\nexpose_ports = 1-\n", err, sizeof err),
+	    -1);
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\nmax_grant_time = 2h\n", err,
+	    sizeof err), 0);
+	CHECK_INT(c.max_grant_time, 7200);
 	config_clear(&c);
 }
 
@@ -342,6 +384,7 @@ int
 main(void)
 {
 	test_defaults();
+	test_expose_ports();
 	test_numbers();
 	test_strings();
 	test_special();
