@@ -112,7 +112,6 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 	char ports[8192], names[8192], since[32], in[32], outb[32], rtt[32];
 	uint64_t from_dev, to_dev;
 	struct usage_counts u;
-	char ovh[32];
 	time_t now = time(NULL);
 	int first = 1, nconn;
 
@@ -126,8 +125,8 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 		    (unsigned long long)r->ka_failures);
 	else
 		evbuffer_add_printf(out, "%-16s %-12s %-10s %-8s %-22s %6s "
-		    "%8s %8s %9s %s\n", "DEVICE", "PORTS", "STATE", "SINCE",
-		    "PEER", "RTT", "IN", "OUT", "TAKEOVERS", "OVERHEAD");
+		    "%8s %8s %s\n", "DEVICE", "PORTS", "STATE", "SINCE", "PEER",
+		    "RTT", "IN", "OUT", "TAKEOVERS");
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
 		/* a displaced session is on its way out (2 s at most) */
 		if (sess->state != SESSION_ACTIVE || sess->operator ||
@@ -173,11 +172,9 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 			snprintf(rtt, sizeof rtt, "%ldms", sess->rtt_ms);
 		else
 			snprintf(rtt, sizeof rtt, "-");
-		usage_session_counts(sess, &u);
-		fmt_bytes(ovh, sizeof ovh, u.overhead_to + u.overhead_from);
 		evbuffer_add_printf(out, "%-16s %-12s %-10s %-8s %-22s %6s "
-		    "%8s %8s %9u %s\n", sess->name, ports, "connected", since,
-		    sess->peer, rtt, in, outb, sess->takeovers, ovh);
+		    "%8s %8s %u\n", sess->name, ports, "connected", since,
+		    sess->peer, rtt, in, outb, sess->takeovers);
 	}
 	if (json)
 		evbuffer_add_printf(out, "]");

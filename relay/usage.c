@@ -40,6 +40,7 @@ struct usage {
 	struct usage_counts total;
 	struct usage_counts pending;	/* not yet in state_db */
 	char		 pending_day[11];
+	unsigned int	 scrape;	/* last /metrics it was in */
 	struct usage	*next;		/* hash chain */
 	TAILQ_ENTRY(usage) entry;
 };
@@ -363,11 +364,17 @@ usage_request(struct relay *r, int argc, char **argv, struct evbuffer *out)
 		    "only what is not yet written is shown\n");
 }
 
-/* Wire bytes per device since the relay started, for /metrics. */
+/*
+ * Wire bytes per device since the relay started, for /metrics: the
+ * devices connected now (a counter carries on when its device is back;
+ * a fleet's churn does not pile up series).
+ */
 void
 usage_metrics(struct relay *r, struct evbuffer *out)
 {
 	static const char *kinds[] = { "payload", "overhead", "keepalive" };
+	static unsigned int scrape;
+	struct session *sess;
 	struct usage *u;
 	const uint64_t *v;
 	int k, d;
@@ -378,7 +385,13 @@ usage_metrics(struct relay *r, struct evbuffer *out)
 	    "overhead (SSH and estimated IP/TCP headers) and keepalives "
 	    "(part of the overhead).\n"
 	    "# TYPE simtun_device_wire_bytes_total counter\n");
-	TAILQ_FOREACH(u, &usages, entry) {
+	scrape++;
+	TAILQ_FOREACH(sess, &r->sessions, entry) {
+		/* once per name: sessions of one device share its record */
+		if (sess->state != SESSION_ACTIVE || sess->displaced ||
+		    (u = sess->usage) == NULL || u->scrape == scrape)
+			continue;
+		u->scrape = scrape;
 		v = (const uint64_t *)(const void *)&u->total;
 		for (k = 0; k < 3; k++)
 			for (d = 0; d < 2; d++) {
