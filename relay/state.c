@@ -29,6 +29,8 @@
 #define STATE_KEEP_ENDED	(30 * 86400)	/* ended grants kept, s */
 #define STATE_KEEP_USAGE	"-400 days"	/* daily usage kept */
 #define STATE_BUSY_MS		100	/* bounded: we are the only writer */
+#define STATE_STR_(x)		#x
+#define STATE_STR(x)		STATE_STR_(x)
 
 struct state {
 	sqlite3		*db;
@@ -157,6 +159,17 @@ state_db_open(const char *path, char *err, size_t len, int *rcp,
 	}
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_busy_timeout(db, STATE_BUSY_MS);
+	/*
+	 * SQLite opens a file it cannot open for writing (read-only file
+	 * system, permissions) read-only without a word; the first read of
+	 * a WAL file then fails as a locking I/O error. Say what it is.
+	 */
+	if (sqlite3_db_readonly(db, "main") == 1) {
+		snprintf(err, len, "cannot write: %s",
+		    sqlite3_errstr(SQLITE_READONLY));
+		*rcp = SQLITE_READONLY;
+		goto fail;
+	}
 	if (state_exec(db, "PRAGMA locking_mode = EXCLUSIVE", msg,
 	    sizeof msg, rcp) == -1) {
 		snprintf(err, len, "cannot read: %s", msg);
@@ -173,8 +186,13 @@ state_db_open(const char *path, char *err, size_t len, int *rcp,
 	res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) :
 	    NULL;
 	if (res == NULL || strcmp(res, "ok") != 0) {
+		char *nl;
+
 		snprintf(err, len, "integrity check failed: %s", res ? res :
 		    sqlite3_errmsg(db));
+		/* "*** in database main ***\nPage 2: ...": one line */
+		while ((nl = strchr(err, '\n')) != NULL)
+			*nl = ' ';
 		*rcp = res ? SQLITE_CORRUPT : sqlite3_extended_errcode(db);
 		sqlite3_finalize(st);
 		goto fail;
@@ -202,6 +220,16 @@ state_db_open(const char *path, char *err, size_t len, int *rcp,
 	/* migrations: one step per schema version (0 = a new file) */
 	if (version < 1 && state_exec(db, state_schema, msg, sizeof msg,
 	    rcp) == -1) {
+		snprintf(err, len, "cannot write: %s", msg);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto fail;
+	}
+	/*
+	 * An empty transaction writes nothing: rewrite the header page so
+	 * that a full disk is found now, not at the first grant.
+	 */
+	if (state_exec(db, "PRAGMA user_version = " STATE_STR(STATE_SCHEMA),
+	    msg, sizeof msg, rcp) == -1) {
 		snprintf(err, len, "cannot write: %s", msg);
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
