@@ -87,7 +87,7 @@ state_hint(int rc)
 	case SQLITE_IOERR:
 		return "an I/O error: check the disk";
 	}
-	return "see the message";
+	return NULL;
 }
 
 /* Run SQL without rows; -1 with err filled. */
@@ -142,13 +142,17 @@ state_db_open(const char *path, char *err, size_t len, int *rcp,
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st;
 	struct stat sb;
-	long long version;
+	long long version, other;
 	char msg[300];
 	const char *res;
 	int rc;
 
 	*rcp = SQLITE_ERROR;
-	*created = stat(path, &sb) == -1 && errno == ENOENT;
+	/* missing, or left empty by a start that failed on a full disk */
+	if (stat(path, &sb) == 0)
+		*created = sb.st_size == 0;
+	else
+		*created = errno == ENOENT;
 	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc != SQLITE_OK) {
@@ -201,6 +205,14 @@ state_db_open(const char *path, char *err, size_t len, int *rcp,
 	if (state_int(db, "PRAGMA user_version", &version, msg, sizeof msg,
 	    rcp) == -1) {
 		snprintf(err, len, "cannot read: %s", msg);
+		goto fail;
+	}
+	if (version == 0 && state_int(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name NOT IN ('access', 'usage') AND name NOT LIKE "
+	    "'sqlite_%'", &other, msg, sizeof msg, rcp) == 0 && other > 0) {
+		snprintf(err, len, "another program's SQLite database (%lld "
+		    "tables that are not simtun's)", other);
+		*rcp = SQLITE_NOTADB;
 		goto fail;
 	}
 	if (version > STATE_SCHEMA) {
@@ -325,8 +337,9 @@ state_open(struct relay *r, char *err, size_t len)
 	st->path = xstrdup(r->conf.state_db);
 	if ((st->db = state_db_open(st->path, msg, sizeof msg, &rc,
 	    &created)) == NULL) {
-		snprintf(err, len, "state_db %s: %s; %s", st->path, msg,
-		    state_hint(rc));
+		snprintf(err, len, "state_db %s: %s%s%s", st->path, msg,
+		    state_hint(rc) ? "; " : "", state_hint(rc) ?
+		    state_hint(rc) : "");
 		free(st->path);
 		free(st);
 		return -1;
@@ -498,7 +511,7 @@ state_save(struct relay *r)
 
 	TAILQ_FOREACH(g, &r->grants, entry)
 		n += g->dirty;
-	if (n == 0 && (r->state == NULL || !r->state->failing))
+	if (n == 0)		/* an empty commit proves nothing */
 		return;
 	if (state_begin(r, "grants") == -1)
 		return;
@@ -604,6 +617,8 @@ state_tick(struct relay *r)
 {
 	if (r->state == NULL)
 		return;
+	if (r->state->failing)
+		usage_flush(r);		/* the usage that did not land */
 	state_save(r);
 }
 
