@@ -429,6 +429,8 @@ session_answer_request(ssh_session s, ssh_message msg, void *arg)
 	}
 }
 
+static void session_ka_answered(struct session *);
+
 /*
  * Send keepalive@openssh.com. libssh keeps one pending-reply slot: the call
  * after an answered probe only clears the slot and sends nothing, so a
@@ -439,6 +441,7 @@ static void
 session_keepalive(struct session *sess)
 {
 	uint64_t before = sess->rcount.out_packets;
+	uint64_t in_before = sess->rcount.in_packets;
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -448,8 +451,29 @@ session_keepalive(struct session *sess)
 	if (sess->rcount.out_packets != before) {
 		sess->ka_probes_out++;
 		sess->ka_sent = now;
-		sess->ka_sent_packets = sess->rcount.in_packets;
+		/*
+		 * libssh may read the answer inside the call (a slow
+		 * relay): counted from before it, so it is not lost.
+		 */
+		sess->ka_sent_packets = in_before;
+		if (sess->rcount.in_packets != in_before && !sess->displaced)
+			session_ka_answered(sess);
 	}
+}
+
+/* The device answered (or said something since) our probe. */
+static void
+session_ka_answered(struct session *sess)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	sess->rtt_ms = (now.tv_sec - sess->ka_sent.tv_sec) * 1000 +
+	    (now.tv_nsec - sess->ka_sent.tv_nsec) / 1000000;
+	sess->ka_sent.tv_sec = 0;
+	sess->ka_answers_in++;
+	if (sess->relay->nheld > 0)
+		listener_serve_held(sess);	/* not silent now */
 }
 
 static void session_keepalive(struct session *);
@@ -585,17 +609,8 @@ session_io(void *arg, short what)
 		return;
 	}
 	if (sess->state == SESSION_ACTIVE && sess->ka_sent.tv_sec != 0 &&
-	    sess->rcount.in_packets != sess->ka_sent_packets) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		sess->rtt_ms = (now.tv_sec - sess->ka_sent.tv_sec) * 1000 +
-		    (now.tv_nsec - sess->ka_sent.tv_nsec) / 1000000;
-		sess->ka_sent.tv_sec = 0;
-		sess->ka_answers_in++;
-		if (sess->relay->nheld > 0)
-			listener_serve_held(sess);	/* not silent now */
-	}
+	    sess->rcount.in_packets != sess->ka_sent_packets)
+		session_ka_answered(sess);
 	if (sess->state == SESSION_ACTIVE)
 		conn_kick_all(sess);
 	if (sess->state == SESSION_ACTIVE)
