@@ -619,18 +619,6 @@ grant_device_port(struct relay *r, const char *device)
 	return port;
 }
 
-/* Is there a device of that name in authorized_keys? */
-static int
-grant_known_device(struct relay *r, const char *name)
-{
-	struct authkey *ak;
-
-	TAILQ_FOREACH(ak, &r->keys, entry)
-		if (ak->nopens == 0 && strcmp(ak->name, name) == 0)
-			return 1;
-	return 0;
-}
-
 /* simtunctl expose DEVICE[:PORT] --for D [--from ...] [--listen P] */
 static void
 grant_expose(struct relay *r, int argc, char **argv, struct evbuffer *out,
@@ -650,7 +638,7 @@ grant_expose(struct relay *r, int argc, char **argv, struct evbuffer *out,
 		return;
 	if (grant_parse_opts(r, argc - 1, argv + 1, 1, &o, out) == -1)
 		goto done;
-	if (!grant_known_device(r, device)) {
+	if (!operator_known_device(r, device)) {
 		evbuffer_add_printf(out, "error: no device named %s in "
 		    "authorized_keys\n", esc(device));
 		goto done;

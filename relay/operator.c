@@ -63,7 +63,7 @@ operator_authenticated(struct session *sess, struct authkey *ak)
 }
 
 /* Is a device of that name in authorized_keys (known, maybe offline)? */
-static int
+int
 operator_known_device(struct relay *r, const char *name)
 {
 	struct authkey *ak;

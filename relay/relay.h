@@ -372,6 +372,7 @@ void	devices_metrics(struct evbuffer *);
 /* operator.c */
 int	operator_open(struct session *, ssh_message);
 void	operator_authenticated(struct session *, struct authkey *);
+int	operator_known_device(struct relay *, const char *);
 
 /* audit.c: open / deny / close events: log, journald fields, JSON lines */
 struct audit {
