@@ -122,9 +122,11 @@ unit: all
 demo: deps all
 	bash tests/demo.sh
 
-# bench/ also needs autossh (the OpenSSH side of every table).
-bench: all
+# bench/ also needs autossh (the OpenSSH side of every table); what it
+# needs is installed first, so a fresh machine gets to the tables.
+bench:
 	$(MAKE) deps DEB_PKGS="$(DEB_PKGS) autossh"
+	$(MAKE) all
 	bash bench/run
 
 install: all

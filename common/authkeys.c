@@ -521,17 +521,6 @@ authkeys_load(const char *path, struct authkeys *list, char *err, size_t len)
 	return count;
 }
 
-/* FNV-1a of a fingerprint string. */
-static size_t
-authkey_hash(const char *fp)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *fp; fp++)
-		h = (h ^ (unsigned char)*fp) * 16777619u;
-	return h;
-}
-
 /* An empty index with a power-of-two number of buckets. */
 void
 authkey_index_init(struct authkey_index *idx, size_t n)
@@ -548,7 +537,7 @@ authkey_index_init(struct authkey_index *idx, size_t n)
 void
 authkey_index_add(struct authkey_index *idx, struct authkey *ak)
 {
-	size_t h = authkey_hash(ak->fp) & (idx->nbuckets - 1);
+	size_t h = str_hash(ak->fp) & (idx->nbuckets - 1);
 
 	ak->fpnext = idx->buckets[h];
 	idx->buckets[h] = ak;
@@ -585,7 +574,7 @@ authkey_index_fp(struct authkey_index *idx, const char *fp)
 
 	if (idx->nbuckets == 0)
 		return NULL;
-	for (ak = idx->buckets[authkey_hash(fp) & (idx->nbuckets - 1)];
+	for (ak = idx->buckets[str_hash(fp) & (idx->nbuckets - 1)];
 	    ak != NULL; ak = ak->fpnext)
 		if (!strcmp(ak->fp, fp))
 			return ak;

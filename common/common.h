@@ -66,6 +66,7 @@ void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);
 char	*xstrdup(const char *);
 char	*xstrndup(const char *, size_t);
+uint32_t str_hash(const char *);
 int	 xasprintf(char **, const char *, ...) PRINTFLIKE(2, 3);
 
 /* config.c: helpers for the inih-based loaders of both daemons */

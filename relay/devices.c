@@ -30,23 +30,29 @@ struct seen {
 	char		*operator;	/* an operator key: its name and */
 	uint64_t	 op_opened;	/* audit counts */
 	uint64_t	 op_denied;
+	struct seen	*hnext;		/* hash chain */
 };
 TAILQ_HEAD(seens, seen);
 static struct seens seens = TAILQ_HEAD_INITIALIZER(seens);
+#define SEEN_BUCKETS	16384
+static struct seen *seen_byfp[SEEN_BUCKETS];
 
-/* The record of key fp, created if asked. */
+/* The record of key fp, created if asked (by hash: a login looks). */
 static struct seen *
 devices_find(const char *fp, int create)
 {
+	unsigned int b = str_hash(fp) % SEEN_BUCKETS;
 	struct seen *d;
 
-	TAILQ_FOREACH(d, &seens, entry)
+	for (d = seen_byfp[b]; d != NULL; d = d->hnext)
 		if (strcmp(d->fp, fp) == 0)
 			return d;
 	if (!create)
 		return NULL;
 	d = xcalloc(1, sizeof *d);
 	d->fp = xstrdup(fp);
+	d->hnext = seen_byfp[b];
+	seen_byfp[b] = d;
 	TAILQ_INSERT_HEAD(&seens, d, entry);
 	return d;
 }
@@ -79,6 +85,7 @@ devices_clear(void)
 		free(d->operator);
 		free(d);
 	}
+	memset(seen_byfp, 0, sizeof seen_byfp);
 }
 
 /* The live session of key fp, if any. */
@@ -87,9 +94,10 @@ devices_session(struct relay *r, const char *fp)
 {
 	struct session *sess;
 
-	TAILQ_FOREACH(sess, &r->sessions, entry)
+	for (sess = session_by_fp(fp, NULL); sess != NULL;
+	    sess = session_by_fp(fp, sess))
 		if (sess->state == SESSION_ACTIVE && !sess->operator &&
-		    !sess->displaced && strcmp(sess->fp, fp) == 0)
+		    !sess->displaced)
 			return sess;
 	return NULL;
 }

@@ -20,17 +20,35 @@ listener_find(struct relay *r, int port)
 	return r->byport[port];
 }
 
+/* Named forwards by name, so a fleet of them is not walked per lookup. */
+#define LISTENER_BUCKETS	16384
+static struct listener *listener_byname[LISTENER_BUCKETS];
+
 /* The named forward name:port, if any. */
 struct listener *
 listener_find_name(struct relay *r, const char *name, int port)
 {
 	struct listener *l;
 
-	TAILQ_FOREACH(l, &r->listeners, entry)
-		if (l->name != NULL && l->port == port &&
-		    strcmp(l->name, name) == 0)
+	for (l = listener_byname[str_hash(name) % LISTENER_BUCKETS]; l != NULL;
+	    l = l->nnext)
+		if (l->port == port && strcmp(l->name, name) == 0)
 			return l;
 	return NULL;
+}
+
+/* Drop a named forward from the index. */
+static void
+listener_unname(struct listener *l)
+{
+	struct listener **pp;
+
+	for (pp = &listener_byname[str_hash(l->name) % LISTENER_BUCKETS];
+	    *pp != NULL; pp = &(*pp)->nnext)
+		if (*pp == l) {
+			*pp = l->nnext;
+			return;
+		}
 }
 
 /* Close a device port or drop a named forward. */
@@ -40,6 +58,8 @@ listener_free(struct listener *l)
 	TAILQ_REMOVE(&l->relay->listeners, l, entry);
 	if (l->name == NULL)
 		l->relay->byport[l->port] = NULL;
+	else
+		listener_unname(l);
 	if (l->owner != NULL) {
 		TAILQ_REMOVE(&l->owner->owned, l, sentry);
 		if (l->owner->nforwards > 0)
@@ -184,6 +204,9 @@ listener_request(struct session *sess, const char *addr, int port,
 		l->port = port;
 		l->bind_req = xstrdup(addr);
 		l->owner = sess;
+		l->nnext = listener_byname[str_hash(l->name) %
+		    LISTENER_BUCKETS];
+		listener_byname[str_hash(l->name) % LISTENER_BUCKETS] = l;
 		TAILQ_INSERT_TAIL(&r->listeners, l, entry);
 		TAILQ_INSERT_TAIL(&sess->owned, l, sentry);
 		sess->nforwards++;

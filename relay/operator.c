@@ -43,9 +43,9 @@ operator_authenticated(struct session *sess, struct authkey *ak)
 	 * operator's session may leave OPERATOR_MAX_GRAVES of them.
 	 */
 	sess->io.max_graves = OPERATOR_MAX_GRAVES;
-	TAILQ_FOREACH(s, &r->sessions, entry)
-		if (s != sess && s->state == SESSION_ACTIVE && s->operator &&
-		    strcmp(s->fp, sess->fp) == 0)
+	for (s = session_by_fp(sess->fp, NULL); s != NULL;
+	    s = session_by_fp(sess->fp, s))
+		if (s != sess && s->state == SESSION_ACTIVE && s->operator)
 			n++;
 	if (n >= r->conf.max_sessions_per_operator) {
 		session_close(sess, "operator %s has %lu sessions "

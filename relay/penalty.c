@@ -54,15 +54,11 @@ penalty_nsources(void)
 	return nsources;
 }
 
-/* FNV-1a over the address string. */
+/* The bucket of an address. */
 static unsigned int
 source_hash(const char *addr)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *addr; addr++)
-		h = (h ^ (unsigned char)*addr) * 16777619u;
-	return h % SOURCE_BUCKETS;
+	return str_hash(addr) % SOURCE_BUCKETS;
 }
 
 /* Find (or make) the record for an address. */

@@ -125,6 +125,8 @@ struct session {
 	uint64_t	 ka_probes_out, ka_answers_in;
 	uint64_t	 ka_probes_in, ka_answers_out;
 	struct usage	*usage;		/* the device's record (usage.c) */
+	struct session	*fpnext;	/* sessions of one key (session.c) */
+	int		 indexed;
 	struct usage_counts usage_mark;	/* what it has been counted for */
 	struct ssh_server_callbacks_struct scb;
 	struct ssh_callbacks_struct cb;
@@ -140,6 +142,7 @@ struct listener {
 	TAILQ_ENTRY(listener) sentry;	/* in owner->owned */
 	struct relay	*relay;
 	char		*name;		/* named forward, else NULL */
+	struct listener	*nnext;		/* named forwards by name */
 	int		 port;
 	char		*bind_req;	/* address the client asked to bind */
 	struct evconnlistener *evl;
@@ -351,6 +354,7 @@ void	session_close(struct session *, const char *, ...)
 	    PRINTFLIKE(2, 3);
 void	session_free(struct session *);
 struct authkey *session_authkey(struct session *);
+struct session *session_by_fp(const char *, struct session *);
 void	session_displace(struct session *, struct session *);
 int	session_reload_keys(struct relay *);
 

@@ -23,6 +23,60 @@ session_authkey(struct session *sess)
 	return authkey_index_fp(&sess->relay->keyidx, sess->fp);
 }
 
+/*
+ * Authenticated sessions by key fingerprint, oldest first, so that what a
+ * login asks about its own key (max_sessions_per_key, a clone, the
+ * operator's sessions) does not walk the whole fleet.
+ */
+#define SESSION_BUCKETS	16384
+static struct session *session_byfp[SESSION_BUCKETS];
+
+static void
+session_index_add(struct session *sess)
+{
+	struct session **pp;
+
+	pp = &session_byfp[str_hash(sess->fp) % SESSION_BUCKETS];
+	while (*pp != NULL)
+		pp = &(*pp)->fpnext;
+	*pp = sess;
+	sess->fpnext = NULL;
+	sess->indexed = 1;
+}
+
+static void
+session_index_del(struct session *sess)
+{
+	struct session **pp;
+
+	if (!sess->indexed)
+		return;
+	for (pp = &session_byfp[str_hash(sess->fp) % SESSION_BUCKETS];
+	    *pp != NULL; pp = &(*pp)->fpnext)
+		if (*pp == sess) {
+			*pp = sess->fpnext;
+			break;
+		}
+	sess->indexed = 0;
+}
+
+/*
+ * The first authenticated session of key fp (after: the one after that),
+ * oldest first; NULL when there is none (more).
+ */
+struct session *
+session_by_fp(const char *fp, struct session *after)
+{
+	struct session *s;
+
+	s = after != NULL ? after->fpnext :
+	    session_byfp[str_hash(fp) % SESSION_BUCKETS];
+	for (; s != NULL; s = s->fpnext)
+		if (strcmp(s->fp, fp) == 0)
+			return s;
+	return NULL;
+}
+
 /* Deferred free: runs from the loop, never inside a libssh callback. */
 static void
 session_free_cb(evutil_socket_t fd, short what, void *arg)
@@ -35,6 +89,7 @@ void
 session_free(struct session *sess)
 {
 	TAILQ_REMOVE(&sess->relay->sessions, sess, entry);
+	session_index_del(sess);
 	conn_release_ops(sess);		/* an operator's channels */
 	sshio_clear(&sess->io);		/* buried connections go first */
 	conn_free_all(sess);
@@ -91,6 +146,7 @@ session_close(struct session *sess, const char *fmt, ...)
 	conn_close_ops(sess, why);
 	held_drop_operator(sess);	/* any key may open under a grant */
 	sess->state = SESSION_CLOSING;
+	session_index_del(sess);
 	if (sess->ev_expiry != NULL)
 		event_del(sess->ev_expiry);
 	listener_release(sess);
@@ -133,13 +189,13 @@ session_limit_key(struct session *sess)
 	for (;;) {
 		n = 0;
 		oldest = NULL;
-		TAILQ_FOREACH(s, &r->sessions, entry) {
-			if (s->state != SESSION_ACTIVE || s->fp == NULL ||
-			    s->operator || strcmp(s->fp, sess->fp) != 0)
+		for (s = session_by_fp(sess->fp, NULL); s != NULL;
+		    s = session_by_fp(sess->fp, s)) {
+			if (s->state != SESSION_ACTIVE || s->operator)
 				continue;
 			n++;
 			if (s != sess && oldest == NULL)
-				oldest = s;	/* the list is oldest first */
+				oldest = s;	/* the index is oldest first */
 		}
 		if (n <= r->conf.max_sessions_per_key || oldest == NULL)
 			return;
@@ -210,6 +266,7 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	sess->name = xstrdup(ak->name);
 	sess->fp = xstrdup(ak->fp);
 	sess->state = SESSION_ACTIVE;
+	session_index_add(sess);
 	sess->since = time(NULL);
 	r->nunauth--;
 	penalty_unauth(r, sess->peer, -1);

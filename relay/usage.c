@@ -49,15 +49,11 @@ static struct usages usages = TAILQ_HEAD_INITIALIZER(usages);
 static struct usage *buckets[USAGE_BUCKETS];
 static time_t last_flush;
 
-/* FNV-1a of a device name. */
+/* The bucket of a device name. */
 static unsigned int
 usage_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % USAGE_BUCKETS;
+	return str_hash(s) % USAGE_BUCKETS;
 }
 
 /* The record of device, created if asked. */
