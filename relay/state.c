@@ -153,8 +153,18 @@ state_db_open(const char *path, char *err, size_t len, int *rcp,
 		*created = sb.st_size == 0;
 	else
 		*created = errno == ENOENT;
+	/*
+	 * The file itself may not be a symbolic link (one planted to make
+	 * the relay write elsewhere); its directory may (systemd's
+	 * DynamicUser makes /var/lib/simtun one, to /var/lib/private).
+	 */
+	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+		snprintf(err, len, "cannot open: it is a symbolic link");
+		*rcp = SQLITE_CANTOPEN;
+		return NULL;
+	}
 	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
+	    SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, len, "cannot open: %s", db ?
 		    sqlite3_errmsg(db) : sqlite3_errstr(rc));

@@ -222,16 +222,20 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct relay r;
+	struct control_peer peer;
 	struct session *s1, *s2;
 	struct evbuffer *in, *out;
 	char name[FUZZ_MAX_NAME + 1], *line, *ans;
 	size_t n, rest, len;
 	int i, nports;
 
+	memset(&peer, 0, sizeof peer);
+	snprintf(peer.who, sizeof peer.who, "uid 0 pid 1 (fuzz)");
 	memset(&r, 0, sizeof r);
 	TAILQ_INIT(&r.sessions);
 	TAILQ_INIT(&r.listeners);
 	TAILQ_INIT(&r.keys);
+	TAILQ_INIT(&r.grants);	/* no keys: grant and expose are refused */
 	r.byport = xcalloc(65536, sizeof *r.byport);
 	r.base = fuzz_base;
 	r.host_fp = xstrdup("SHA256:Dm6y2WlAQ5BK8fXy2iR2LEeFh0TtSdLXxWgbzNS8Yyk");
@@ -276,7 +280,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n > CONTROL_MAX_LINE)
 		evbuffer_add_printf(out, "error: request too long\n");
 	else
-		relay_control(line, out, &r);
+		relay_control(line, out, &peer, &r);
 	free(line);
 
 	/* every answer is at least one full line */
