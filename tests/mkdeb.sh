@@ -141,6 +141,6 @@ build_pkg() {
 	echo "mkdeb: $out"
 }
 
-build_pkg simtun-relay simtun-relay simtun-relay.service "ssh_host_ed25519_key ssh_host_ed25519_key.pub"
+build_pkg simtun-relay simtun-relay simtun-relay.service "ssh_host_ed25519_key ssh_host_ed25519_key.pub state.db state.db-wal state.db-shm"
 build_pkg simtun-agent simtun-agent simtun-agent.service ""
 build_pkg simtun-common simtunctl "" ""
