@@ -459,7 +459,10 @@ def cmd_tardy(a):
     out(forward="granted", port=a.fports or a.fport)
     stop = stopper()
     end = time.time() + a.duration
+    import faulthandler
     while time.time() < end and t.is_active() and not stop.is_set():
+        # a pass that hangs 10 s: every thread's stack goes to the log
+        faulthandler.dump_traceback_later(10, exit=False)
         with lock:
             due = st["first_close"] is not None and \
                 time.time() - st["first_close"] >= a.hoard
@@ -470,6 +473,7 @@ def cmd_tardy(a):
         if todo:
             out(answered=len(todo))
         time.sleep(0.1)
+    faulthandler.cancel_dump_traceback_later()
     out(opens=st["opens"], confirmed=st["confirmed"],
         relay_closed=st["closed"], filled=st["filled"],
         after_close=st["after"] or "none",

@@ -491,6 +491,12 @@ ssh_R_wait() {
 	grep -q 'remote forward success' "$lg" && kill -0 "$pid" 2>/dev/null
 }
 
+# ssh_config_strict: the closing "Host *" block of a test's ~/.ssh/config:
+# keys only, no prompts, host keys pinned, bounded connects, quiet.
+ssh_config_strict() {
+	printf 'Host *\n\tIdentitiesOnly yes\n\tBatchMode yes\n\tStrictHostKeyChecking yes\n\tGlobalKnownHostsFile /dev/null\n\tConnectTimeout 10\n\tLogLevel ERROR\n'
+}
+
 # laptop_ssh [-p PORT] [-c CONNECT_TIMEOUT] [-T TOTAL_TIMEOUT] CMD...: ssh root@relay:PORT
 # from the laptop ns into the device (BatchMode, device host key pinned); stdin passes through.
 laptop_ssh() {

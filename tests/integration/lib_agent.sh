@@ -73,6 +73,19 @@ remote = dev1:22
 local = 127.0.0.1:22"
 }
 
+# xfer_forward_4650: the device key may also take port 4650, and xfer.py
+# serves on the device's 127.0.0.1:7000 (a forward 4650 -> 7000 moves bulk).
+xfer_forward_4650() {
+	local f
+	for f in authorized_keys authorized_keys.openssh; do
+		sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="4650"/' \
+		    "$T/relay/$f"
+	done
+	ip netns exec "$NS_DEVICE" python3 "$LIB_DIR/xfer.py" serve 7000 &
+	ST_DAEMONS+=($!)
+	disown
+}
+
 # start_agent: simtun-agent -v in the device ns (writes the config if missing).
 start_agent() {
 	require_agent

@@ -15,13 +15,7 @@ MAXSECS=1
 require_agent
 require_cmds python3
 netns_setup
-for f in authorized_keys authorized_keys.openssh; do
-	sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="4650"/' \
-	    "$T/relay/$f"
-done
-ip netns exec "$NS_DEVICE" python3 "$LIB_DIR/xfer.py" serve 7000 &
-ST_DAEMONS+=($!)
-disown
+xfer_forward_4650
 wait_until 5 port_listening "$NS_DEVICE" 7000 || fail "transfer server did not start"
 # keepalives far apart: a stall would last until the next one
 AGENT_KA_INTERVAL=30

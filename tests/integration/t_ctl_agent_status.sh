@@ -10,13 +10,7 @@ require_agent
 require_relay
 require_cmds python3
 netns_setup
-for f in authorized_keys authorized_keys.openssh; do
-	sed -i 's/permitlisten="4649"/permitlisten="4649",permitlisten="4650"/' \
-	    "$T/relay/$f"
-done
-ip netns exec "$NS_DEVICE" python3 "$LIB_DIR/xfer.py" serve 7000 &
-ST_DAEMONS+=($!)
-disown
+xfer_forward_4650
 AGENT_EXTRA="
 [forward xfer]
 remote = 4650

@@ -47,7 +47,7 @@ sleep 0.5
 
 # the late confirmations: each gets the relay's CLOSE
 wait_until 15 eval '[ "$(grep -c "^relay_closed=" "$dev_log")" -ge 288 ]' ||
-    fail "the relay closed $(grep -c '^relay_closed=' "$dev_log") of 288 late-confirmed channels"
+    fail "the relay closed $(grep -c '^relay_closed=' "$dev_log") of 288 late-confirmed channels; the relay's sockets (Recv-Q: bytes it has not read): $(nsx "$NS_RELAY" ss -tnH state established "( sport = :$RELAY_PORT )" | tr -s ' ' | tr '\n' ';')"
 log "288 late confirmations closed by the relay"
 ctl_responsive 3
 # the device has not answered the CLOSEs yet: the slots are still taken

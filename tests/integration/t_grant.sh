@@ -41,14 +41,8 @@ Host pi-01
 	IdentityFile $T/keys/laptop
 	HostKeyAlias device
 	UserKnownHostsFile $T/laptop_known_hosts
-Host *
-	IdentitiesOnly yes
-	BatchMode yes
-	StrictHostKeyChecking yes
-	GlobalKnownHostsFile /dev/null
-	ConnectTimeout 10
-	LogLevel ERROR
 EOF
+ssh_config_strict >>"$cfg"
 op() { timeout 60 ip netns exec "$NS_LAPTOP" "$@"; }
 # one relay login, kept: a channel opens on it at once (the grant window
 # is short, and the relay handshake is not what is being tested)

@@ -72,14 +72,8 @@ Host pi-* dev1
 	IdentityFile $T/keys/laptop
 	HostKeyAlias device
 	UserKnownHostsFile $T/laptop_known_hosts
-Host *
-	IdentitiesOnly yes
-	BatchMode yes
-	StrictHostKeyChecking yes
-	GlobalKnownHostsFile /dev/null
-	ConnectTimeout 10
-	LogLevel ERROR
 EOF
+ssh_config_strict >>"$cfg"
 op() { timeout 60 ip netns exec "$NS_LAPTOP" "$@"; }
 
 got=$(op ssh -F "$cfg" pi-01 'ip netns identify') || fail "ssh -J relay pi-01 failed"
