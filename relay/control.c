@@ -152,16 +152,9 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 			    (unsigned long long)to_dev, sess->takeovers,
 			    sess->fp, nconn);
 			usage_session_counts(sess, &u);
-			evbuffer_add_printf(out, "\"usage\":{\"payload_to\":"
-			    "%llu,\"payload_from\":%llu,\"overhead_to\":%llu,"
-			    "\"overhead_from\":%llu,\"keepalive_to\":%llu,"
-			    "\"keepalive_from\":%llu}}",
-			    (unsigned long long)u.payload_to,
-			    (unsigned long long)u.payload_from,
-			    (unsigned long long)u.overhead_to,
-			    (unsigned long long)u.overhead_from,
-			    (unsigned long long)u.keepalive_to,
-			    (unsigned long long)u.keepalive_from);
+			evbuffer_add_printf(out, "\"usage\":{");
+			usage_json(out, &u);
+			evbuffer_add(out, "}}", 2);
 			first = 0;
 			continue;
 		}

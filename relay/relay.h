@@ -475,6 +475,7 @@ void	usage_attach(struct session *);
 void	usage_sample(struct session *);
 void	usage_sample_all(struct relay *);
 void	usage_session_counts(struct session *, struct usage_counts *);
+void	usage_json(struct evbuffer *, const struct usage_counts *);
 void	usage_request(struct relay *, int, char **, struct evbuffer *);
 void	usage_flush(struct relay *);
 void	usage_tick(struct relay *);

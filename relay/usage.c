@@ -267,6 +267,21 @@ usage_tick(struct relay *r)
 		usage_flush(r);
 }
 
+/* The counts as JSON members: "payload_to":N, ... "keepalive_from":N. */
+void
+usage_json(struct evbuffer *out, const struct usage_counts *u)
+{
+	evbuffer_add_printf(out, "\"payload_to\":%llu,\"payload_from\":%llu,"
+	    "\"overhead_to\":%llu,\"overhead_from\":%llu,"
+	    "\"keepalive_to\":%llu,\"keepalive_from\":%llu",
+	    (unsigned long long)u->payload_to,
+	    (unsigned long long)u->payload_from,
+	    (unsigned long long)u->overhead_to,
+	    (unsigned long long)u->overhead_from,
+	    (unsigned long long)u->keepalive_to,
+	    (unsigned long long)u->keepalive_from);
+}
+
 /* One row of `simtunctl usage`. */
 struct usage_out {
 	struct evbuffer	*out;
@@ -284,16 +299,9 @@ usage_row(const char *day, const char *device, const struct usage_counts *u,
 	if (o->json) {
 		evbuffer_add_printf(o->out, "%s{\"device\":", o->n ? "," : "");
 		json_string(o->out, device);
-		evbuffer_add_printf(o->out, ",\"day\":\"%s\",\"payload_to\":%llu,"
-		    "\"payload_from\":%llu,\"overhead_to\":%llu,"
-		    "\"overhead_from\":%llu,\"keepalive_to\":%llu,"
-		    "\"keepalive_from\":%llu}", day,
-		    (unsigned long long)u->payload_to,
-		    (unsigned long long)u->payload_from,
-		    (unsigned long long)u->overhead_to,
-		    (unsigned long long)u->overhead_from,
-		    (unsigned long long)u->keepalive_to,
-		    (unsigned long long)u->keepalive_from);
+		evbuffer_add_printf(o->out, ",\"day\":\"%s\",", day);
+		usage_json(o->out, u);
+		evbuffer_add(o->out, "}", 1);
 	} else {
 		fmt_bytes(b[0], sizeof b[0], u->payload_to);
 		fmt_bytes(b[1], sizeof b[1], u->payload_from);
