@@ -456,7 +456,7 @@ grant_parse_opts(struct relay *r, int argc, char **argv, int expose,
 	int i;
 
 	memset(o, 0, sizeof *o);
-	for (i = 0; i < argc; i++) {
+	for (i = 0; i < argc; i += 2) {		/* each option has a value */
 		if (i + 1 >= argc) {
 			evbuffer_add_printf(out, "error: %s needs a value\n",
 			    esc(argv[i]));
@@ -491,7 +491,6 @@ grant_parse_opts(struct relay *r, int argc, char **argv, int expose,
 			    esc(argv[i]));
 			return -1;
 		}
-		i++;
 	}
 	if (o->secs == 0) {
 		evbuffer_add_printf(out, "error: --for DURATION is required "
