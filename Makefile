@@ -8,9 +8,10 @@ UNITDIR  ?= /lib/systemd/system
 SYSCONFDIR ?= /etc
 
 PKGS     := libssh libevent_core libevent_extra libsodium inih libsystemd
-RELAY_PKGS := sqlite3
+RELAY_PKGS := sqlite3 hiredis
 PKG_CONFIG ?= pkg-config
 DEB_PKGS := build-essential pkg-config libssh-dev libevent-dev libsodium-dev libsqlite3-dev sqlite3 \
+	libhiredis-dev redis-server redis-sentinel \
 	libinih-dev libsystemd-dev openssh-server openssh-client socat nftables \
 	iproute2 wireguard-go wireguard-tools procps psmisc \
 	clang libclang-rt-14-dev python3 python3-paramiko curl perl valgrind \

@@ -131,6 +131,10 @@ audit_json(struct relay *r, const struct audit *a, const char *msg)
 		evbuffer_add_printf(b, ",\"asked_by\":");
 		json_string(b, a->asked_by);
 	}
+	if (a->via != NULL) {
+		evbuffer_add_printf(b, ",\"via\":");
+		json_string(b, a->via);
+	}
 	evbuffer_add_printf(b, ",\"message\":");
 	json_string(b, msg);
 	evbuffer_add(b, "}\n", 2);
@@ -195,6 +199,7 @@ audit_event(struct relay *r, const struct audit *a, int quiet,
 	    "SIMTUN_REASON=%s", a->reason ? a->reason : "",
 	    "SIMTUN_GRANT=%s", a->grant ? grant : "-",
 	    "SIMTUN_ASKED_BY=%s", a->asked_by ? a->asked_by : "-",
+	    "SIMTUN_VIA=%s", a->via ? a->via : "-",
 	    NULL);
 	if (r->audit_fd >= 0)
 		audit_json(r, a, msg);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include "relay.h"
 
@@ -22,6 +23,8 @@ enum config_kind {
 	CONF_STARTUPS,		/* full, or start:rate:full */
 	CONF_ADDRLIST,		/* from=-style list; repeated lines add up */
 	CONF_RANGE,		/* lo-hi within [min, max] */
+	CONF_HOSTPORTS,		/* addr:port[,addr:port ...], numeric */
+	CONF_NAME,		/* [A-Za-z0-9._-], 1 to 63 of them */
 };
 
 enum config_apply {
@@ -36,68 +39,81 @@ struct config_key {
 	unsigned long	 min, max;	/* CONF_NUMBER */
 	const char	*dflt;		/* parsed like a line; NULL = unset */
 	enum config_apply apply;
+	const char	*section;	/* NULL: [relay] */
 };
 
 #define F(f)	offsetof(struct relay_config, f)
 static const struct config_key config_keys[] = {
 	{ "listen", CONF_LISTEN, F(listen), 0, 0, "0.0.0.0:2222",
-	    CONF_RESTART },
+	    CONF_RESTART, NULL },
 	{ "host_key", CONF_PATH, F(host_key), 0, 0,
-	    "/var/lib/simtun/ssh_host_ed25519_key", CONF_RESTART },
+	    "/var/lib/simtun/ssh_host_ed25519_key", CONF_RESTART, NULL },
 	{ "authorized_keys", CONF_PATH, F(authorized_keys), 0, 0,
-	    "/etc/simtun/authorized_keys", CONF_RELOAD },
+	    "/etc/simtun/authorized_keys", CONF_RELOAD, NULL },
 	{ "forward_address", CONF_ADDRESS, F(forward_address), 0, 0,
-	    "0.0.0.0", CONF_RESTART },
+	    "0.0.0.0", CONF_RESTART, NULL },
 	{ "keepalive_interval", CONF_NUMBER, F(keepalive_interval), 1, 3600,
-	    "15", CONF_RELOAD },
+	    "15", CONF_RELOAD, NULL },
 	{ "keepalive_count_max", CONF_NUMBER, F(keepalive_count_max), 1, 100,
-	    "3", CONF_RELOAD },
+	    "3", CONF_RELOAD, NULL },
 	{ "max_startups", CONF_STARTUPS, F(max_startups), 1, 100000, "64",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "max_startups_per_source", CONF_NUMBER, F(max_startups_per_source),
-	    0, 100000, "10", CONF_RELOAD },
+	    0, 100000, "10", CONF_RELOAD, NULL },
 	{ "penalty_failures", CONF_NUMBER, F(penalty_failures), 0, 1000, "10",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "penalty_time", CONF_NUMBER, F(penalty_time), 1, 3600, "30",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "penalty_exempt", CONF_ADDRLIST, F(penalty_exempt), 0, 0, NULL,
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "login_grace_time", CONF_NUMBER, F(login_grace_time), 1, 600, "20",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "max_auth_tries", CONF_NUMBER, F(max_auth_tries), 1, 100, "6",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "max_forwards", CONF_NUMBER, F(max_forwards), 1, 1024, "16",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "max_conns_per_port", CONF_NUMBER, F(max_conns_per_port), 1, 100000,
-	    "64", CONF_RELOAD },
+	    "64", CONF_RELOAD, NULL },
 	{ "max_conns_per_source", CONF_NUMBER, F(max_conns_per_source), 1,
-	    100000, "16", CONF_RELOAD },
+	    100000, "16", CONF_RELOAD, NULL },
 	{ "max_conns", CONF_NUMBER, F(max_conns), 1, 1000000, "4096",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "max_sessions_per_key", CONF_NUMBER, F(max_sessions_per_key), 1,
-	    1000, "4", CONF_RELOAD },
+	    1000, "4", CONF_RELOAD, NULL },
 	{ "channel_open_timeout", CONF_NUMBER, F(channel_open_timeout), 1, 600,
-	    "30", CONF_RELOAD },
+	    "30", CONF_RELOAD, NULL },
 	{ "max_sessions_per_operator", CONF_NUMBER,
-	    F(max_sessions_per_operator), 1, 1000, "16", CONF_RELOAD },
-	{ "audit_log", CONF_PATH, F(audit_log), 0, 0, NULL, CONF_RELOAD },
-	{ "hold_time", CONF_NUMBER, F(hold_time), 0, 3600, "60", CONF_RELOAD },
+	    F(max_sessions_per_operator), 1, 1000, "16", CONF_RELOAD, NULL },
+	{ "audit_log", CONF_PATH, F(audit_log), 0, 0, NULL, CONF_RELOAD, NULL },
+	{ "hold_time", CONF_NUMBER, F(hold_time), 0, 3600, "60", CONF_RELOAD, NULL },
 	{ "max_held", CONF_NUMBER, F(max_held), 0, 100000, "256",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "max_held_per_device", CONF_NUMBER, F(max_held_per_device), 0,
-	    100000, "16", CONF_RELOAD },
+	    100000, "16", CONF_RELOAD, NULL },
 	{ "control_socket", CONF_PATH, F(control_socket), 0, 0,
-	    "/run/simtun/relay.sock", CONF_RESTART },
+	    "/run/simtun/relay.sock", CONF_RESTART, NULL },
 	{ "metrics_listen", CONF_HOSTPORT, F(metrics_listen), 0, 0, NULL,
-	    CONF_RESTART },
+	    CONF_RESTART, NULL },
 	{ "state_db", CONF_PATH, F(state_db), 0, 0,
-	    "/var/lib/simtun/state.db", CONF_RESTART },
+	    "/var/lib/simtun/state.db", CONF_RESTART, NULL },
 	{ "max_grant_time", CONF_NUMBER, F(max_grant_time), 1, 366 * 86400,
-	    "8h", CONF_RELOAD },
+	    "8h", CONF_RELOAD, NULL },
 	{ "max_grants", CONF_NUMBER, F(max_grants), 1, 100000, "1024",
-	    CONF_RELOAD },
+	    CONF_RELOAD, NULL },
 	{ "expose_ports", CONF_RANGE, F(expose_ports), 1, 65535,
-	    "20000-20999", CONF_RELOAD },
+	    "20000-20999", CONF_RELOAD, NULL },
+	{ "redis", CONF_HOSTPORT, F(cluster_redis), 0, 0, NULL, CONF_RESTART,
+	    "cluster" },
+	{ "sentinel", CONF_HOSTPORTS, F(cluster_sentinel), 0, 0, NULL,
+	    CONF_RESTART, "cluster" },
+	{ "sentinel_master", CONF_NAME, F(cluster_master), 0, 0, NULL,
+	    CONF_RESTART, "cluster" },
+	{ "relay_id", CONF_NAME, F(cluster_relay_id), 0, 0, NULL, CONF_RESTART,
+	    "cluster" },
+	{ "peer_address", CONF_HOSTPORT, F(cluster_peer_address), 0, 0, NULL,
+	    CONF_RESTART, "cluster" },
+	{ "lease_time", CONF_NUMBER, F(cluster_lease_time), 3, 3600, "10",
+	    CONF_RESTART, "cluster" },
 };
 #undef F
 #define NKEYS	(sizeof config_keys / sizeof config_keys[0])
@@ -248,6 +264,48 @@ config_range(struct config_ctx *ctx, struct port_range *dst,
 	return 1;
 }
 
+/* addr:port[, addr:port ...] (sentinel): numeric, stored without blanks. */
+static int
+config_hostports(struct config_ctx *ctx, char **dst, const char *name,
+    const char *v)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char *copy, *tok, *save = NULL, *h, *out;
+	const char *why;
+	uint16_t port;
+	size_t off = 0;
+
+	copy = xstrdup(v);
+	out = xcalloc(1, strlen(v) + 1);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		tok[strcspn(tok, " \t")] = '\0';
+		h = NULL;
+		if (parse_hostport(tok, &h, &port, 0, &why) == -1 ||
+		    net_resolve_listen(h, port, &ss, &sslen, &why) == -1) {
+			config_error(ctx, "%s: \"%s\": %s", name, tok, why);
+			free(h);
+			free(copy);
+			free(out);
+			return 0;
+		}
+		free(h);
+		off += (size_t)sprintf(out + off, "%s%s", off ? "," : "", tok);
+	}
+	free(copy);
+	if (off == 0) {
+		free(out);
+		return config_error(ctx, "%s: expected addr:port[,addr:port"
+		    "...]", name);
+	}
+	free(*dst);
+	*dst = out;
+	return 1;
+}
+
 /* One "name = value" line for key k: check it and store it. */
 static int
 config_set(struct config_ctx *ctx, struct relay_config *c,
@@ -287,6 +345,15 @@ config_set(struct config_ctx *ctx, struct relay_config *c,
 		return config_addrlist(ctx, FIELD(c, k, char *), k->name, v);
 	case CONF_RANGE:
 		return config_range(ctx, FIELD(c, k, struct port_range), k, v);
+	case CONF_HOSTPORTS:
+		return config_hostports(ctx, FIELD(c, k, char *), k->name, v);
+	case CONF_NAME:
+		if (*v == '\0' || strlen(v) > 63 || v[strspn(v,
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789._-")] != '\0')
+			return config_error(ctx, "%s: \"%s\": 1 to 63 letters, "
+			    "digits, '.', '_' or '-'", k->name, v);
+		return config_string(ctx, FIELD(c, k, char *), k->name, v);
 	}
 	return config_error(ctx, "%s: unknown kind", k->name);
 }
@@ -307,6 +374,8 @@ config_differs(const struct config_key *k, const struct relay_config *a,
 	case CONF_ADDRESS:
 	case CONF_HOSTPORT:
 	case CONF_ADDRLIST:
+	case CONF_HOSTPORTS:
+	case CONF_NAME:
 		sa = *FIELD(a, k, char *const);
 		sb = *FIELD(b, k, char *const);
 		if (sa == NULL || sb == NULL)
@@ -347,6 +416,8 @@ config_move(const struct config_key *k, struct relay_config *dst,
 	case CONF_ADDRESS:
 	case CONF_HOSTPORT:
 	case CONF_ADDRLIST:
+	case CONF_HOSTPORTS:
+	case CONF_NAME:
 		sd = FIELD(dst, k, char *);
 		ss = FIELD(src, k, char *);
 		free(*sd);
@@ -403,6 +474,8 @@ config_clear(struct relay_config *c)
 		case CONF_ADDRESS:
 		case CONF_HOSTPORT:
 		case CONF_ADDRLIST:
+		case CONF_HOSTPORTS:
+		case CONF_NAME:
 			free(*FIELD(c, &config_keys[i], char *));
 			break;
 		case CONF_LISTEN:
@@ -461,18 +534,69 @@ config_handler_relay(struct config_ctx *ctx, void *arg, const char *section,
 {
 	size_t i;
 
+	struct relay_config *c = arg;
+	const char *ksec;
+
 	if (*section == '\0')
 		return config_error(ctx, "key \"%s\" outside of a section "
 		    "(relay.conf starts with [relay])", name);
-	if (strcmp(section, "relay") != 0)
+	if (strcmp(section, "relay") != 0 && strcmp(section, "cluster") != 0)
 		return config_error(ctx, "unknown section [%s] (relay.conf "
-		    "has only [relay])", section);
-	if (name == NULL)
-		return 1;		/* the [relay] header */
-	for (i = 0; i < NKEYS; i++)
-		if (!strcmp(name, config_keys[i].name))
+		    "has [relay] and [cluster])", section);
+	if (name == NULL) {		/* a section header */
+		if (strcmp(section, "cluster") == 0)
+			c->cluster = 1;
+		return 1;
+	}
+	for (i = 0; i < NKEYS; i++) {
+		ksec = config_keys[i].section ? config_keys[i].section :
+		    "relay";
+		if (!strcmp(name, config_keys[i].name) &&
+		    !strcmp(section, ksec))
 			return config_set(ctx, arg, &config_keys[i], v);
-	return config_error(ctx, "unknown key \"%s\" in [relay]", name);
+	}
+	return config_error(ctx, "unknown key \"%s\" in [%s]", name,
+	    section);
+}
+
+/* What no single line can say: [cluster] keys that go together. */
+static int
+config_check(struct relay_config *c, int rc, char *err, size_t len)
+{
+	char host[64];
+
+	if (rc == -1 || !c->cluster)
+		return rc;
+	if (c->cluster_redis == NULL && c->cluster_sentinel == NULL) {
+		snprintf(err, len, "%s: [cluster] needs redis = ADDR:PORT or "
+		    "sentinel = ADDR:PORT,...", c->path);
+		return -1;
+	}
+	if (c->cluster_redis != NULL && c->cluster_sentinel != NULL) {
+		snprintf(err, len, "%s: [cluster] has both redis and sentinel "
+		    "(one of them)", c->path);
+		return -1;
+	}
+	if (c->cluster_sentinel != NULL && c->cluster_master == NULL) {
+		snprintf(err, len, "%s: [cluster] sentinel needs "
+		    "sentinel_master = NAME", c->path);
+		return -1;
+	}
+	if (c->cluster_peer_address == NULL) {
+		snprintf(err, len, "%s: [cluster] needs peer_address = "
+		    "ADDR:PORT (where the other relays reach this one)",
+		    c->path);
+		return -1;
+	}
+	if (c->cluster_relay_id == NULL) {
+		if (gethostname(host, sizeof host) == -1)
+			snprintf(host, sizeof host, "relay");
+		host[sizeof host - 1] = '\0';
+		host[strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz0123456789._-")] = '\0';
+		c->cluster_relay_id = xstrdup(*host ? host : "relay");
+	}
+	return rc;
 }
 
 /* Load and validate; err gets "file:line: message" on failure. */
@@ -481,7 +605,8 @@ config_load(struct relay_config *c, const char *path, char *err, size_t len)
 {
 	config_defaults(c);
 	c->path = xstrdup(path);
-	return config_parse_file(path, config_handler_relay, c, err, len);
+	return config_check(c, config_parse_file(path, config_handler_relay, c,
+	    err, len), err, len);
 }
 
 /* Same from text in memory (fuzzing, tests); name stands for the file. */
@@ -491,6 +616,6 @@ config_load_string(struct relay_config *c, const char *name, const char *text,
 {
 	config_defaults(c);
 	c->path = xstrdup(name);
-	return config_parse_string(name, text, config_handler_relay, c, err,
-	    len);
+	return config_check(c, config_parse_string(name, text,
+	    config_handler_relay, c, err, len), err, len);
 }

@@ -20,6 +20,7 @@
 
 static void conn_open(struct conn *);
 static void conn_op_done(struct pump *, void *);
+static int conn_rehold(struct conn *);
 
 /*
  * A refused connection or channel: an audit "deny" event each, but at most
@@ -70,6 +71,7 @@ conn_gone(void *arg)
 	sess->nconns--;
 	sess->relay->nconns--;
 	free(c->bind_req);
+	free(c->via);
 	free(c->operator);
 	free(c->operator_fp);
 	free(c->target);
@@ -120,14 +122,23 @@ conn_free_cb(evutil_socket_t fd, short what, void *arg)
 		session_close(sess, "write failed");
 }
 
+/* The device it is for (on a link to a peer relay: the name asked). */
+static const char *
+conn_device(struct conn *c)
+{
+	return c->sess->link ? c->target : c->sess->name;
+}
+
 /* The audit fields of a connection. */
 static void
 conn_audit(struct conn *c, struct audit *a, const char *event,
     const char *reason)
 {
 	audit_init(a, event, c->operator, c->operator_fp, c->peer,
-	    c->peer_port, c->sess->name, c->port, reason);
+	    c->peer_port, conn_device(c), c->port, reason);
 	a->grant = c->grant;
+	a->via = c->sess->link ? c->sess->peerp != NULL ?
+	    c->sess->peerp->id : "?" : c->via;
 	if (c->p != NULL) {
 		a->to_device = c->p->bytes_in;
 		a->from_device = c->p->bytes_out;
@@ -178,8 +189,9 @@ conn_close(struct conn *c, const char *fmt, ...)
 		c->op->why = "closed";
 	}
 	conn_audit(c, &a, "close", why);
-	audit_event(sess->relay, &a, 0, "device %s: %s closed: %s; %llu bytes "
-	    "to device, %llu from device, %.1f s", sess->name, conn_what(c),
+	audit_event(sess->relay, &a, 0, "device %s: %s%s%s closed: %s; %llu "
+	    "bytes to device, %llu from device, %.1f s", conn_device(c),
+	    conn_what(c), a.via ? " via relay " : "", a.via ? a.via : "",
 	    why, (unsigned long long)c->p->bytes_in,
 	    (unsigned long long)c->p->bytes_out, a.duration);
 	sess->bytes_in += c->p->bytes_out;
@@ -269,10 +281,26 @@ conn_open(struct conn *c)
 	struct session *sess = c->sess;
 	int rc;
 
-	rc = ssh_channel_open_reverse_forward(c->p->ch, c->bind_req, c->port,
-	    c->peer, c->peer_port);
+	if (sess->link)		/* bind_req: the originator for the peer */
+		rc = ssh_channel_open_forward(c->p->ch, c->target, c->port,
+		    c->bind_req, c->peer_port);
+	else
+		rc = ssh_channel_open_reverse_forward(c->p->ch, c->bind_req,
+		    c->port, c->peer, c->peer_port);
 	if (rc == SSH_AGAIN)
 		return;
+	if (rc != SSH_OK && sess->link) {
+		/* not (or no longer) there: wait here for its next session */
+		if (conn_rehold(c) == 0)
+			conn_close(c, "relay %s does not serve it: %s; held",
+			    sess->peerp ? sess->peerp->id : "?",
+			    esc(ssh_get_error(sess->s)));
+		else
+			conn_close(c, "refused by relay %s: %s",
+			    sess->peerp ? sess->peerp->id : "?",
+			    esc(ssh_get_error(sess->s)));
+		return;
+	}
 	if (rc != SSH_OK) {
 		conn_close(c, "refused by the device: %s",
 		    esc(ssh_get_error(sess->s)));
@@ -280,7 +308,7 @@ conn_open(struct conn *c)
 	}
 	c->state = CONN_OPEN;
 	event_del(c->ev_timeout);
-	log_debug("device %s: %s joined", sess->name, conn_what(c));
+	log_debug("device %s: %s joined", conn_device(c), conn_what(c));
 	pump_kick(c->p);
 }
 
@@ -341,7 +369,7 @@ conn_admit(struct session *sess, int port, const char *peer)
  */
 static struct conn *
 conn_new(struct session *sess, ssh_channel ch, int fd, int port,
-    const char *bind_req, const char *peer, int peer_port)
+    const char *bind_req, const struct origin *o)
 {
 	struct relay *r = sess->relay;
 	struct timeval tv;
@@ -352,8 +380,10 @@ conn_new(struct session *sess, ssh_channel ch, int fd, int port,
 	c->state = CONN_OPENING;
 	c->port = port;
 	c->bind_req = xstrdup(bind_req);
-	snprintf(c->peer, sizeof c->peer, "%s", peer);
-	c->peer_port = peer_port;
+	snprintf(c->peer, sizeof c->peer, "%s", o->peer);
+	c->peer_port = o->peer_port;
+	if (o->via != NULL)
+		c->via = xstrdup(o->via);
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	/*
 	 * The pump (and its channel callbacks) exists before the open is
@@ -378,10 +408,10 @@ conn_new(struct session *sess, ssh_channel ch, int fd, int port,
 /* c's other half is an operator's channel (its pump op). */
 static void
 conn_join_op(struct conn *c, struct session *opsess, struct pump *op,
-    const char *target)
+    const char *target, const struct origin *o)
 {
-	c->operator = xstrdup(opsess->name);
-	c->operator_fp = xstrdup(opsess->fp);
+	c->operator = xstrdup(o->operator ? o->operator : "-");
+	c->operator_fp = xstrdup(o->operator_fp ? o->operator_fp : "-");
 	c->target = xstrdup(target);
 	c->opsess = opsess;
 	c->op = op;
@@ -400,8 +430,9 @@ conn_start(struct conn *c, int audit)
 
 	if (audit) {
 		conn_audit(c, &a, "open", NULL);
-		audit_event(sess->relay, &a, 0, "device %s: %s", sess->name,
-		    conn_what(c));
+		audit_event(sess->relay, &a, 0, "device %s: %s%s%s",
+		    conn_device(c), conn_what(c), a.via ? " via relay " : "",
+		    a.via ? a.via : "");
 	}
 	conn_open(c);
 	if (sess->state != SESSION_CLOSING && sshio_flush(&sess->io) == -1)
@@ -421,8 +452,12 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa, uint64_t grant)
 	char peer[64];
 	int peer_port;
 	ssh_channel ch;
+	struct origin o;
 
 	net_addrstr(sa, peer, sizeof peer, &peer_port);
+	memset(&o, 0, sizeof o);
+	o.peer = peer;
+	o.peer_port = peer_port;
 	audit_init(&a, NULL, NULL, NULL, peer, peer_port, NULL, l->port, NULL);
 	a.grant = grant;
 	if (sess == NULL || sess->state != SESSION_ACTIVE ||
@@ -432,8 +467,8 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa, uint64_t grant)
 		    sess->name : l->linger_name;
 		why = "port not held";
 		if (a.device == NULL || (h = held_add(r, a.device, l->port,
-		    sess == NULL ? l : NULL, fd, NULL, NULL, peer, peer_port,
-		    NULL, &why)) == NULL) {
+		    sess == NULL ? l : NULL, fd, NULL, NULL, &o, NULL,
+		    &why)) == NULL) {
 			if (a.device == NULL)
 				a.device = "-";
 			a.reason = why;
@@ -460,7 +495,7 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa, uint64_t grant)
 		close(fd);
 		return;
 	}
-	c = conn_new(sess, ch, fd, l->port, l->bind_req, peer, peer_port);
+	c = conn_new(sess, ch, fd, l->port, l->bind_req, &o);
 	c->grant = grant;
 	conn_start(c, 1);
 }
@@ -475,14 +510,19 @@ conn_accept(struct listener *l, int fd, struct sockaddr *sa, uint64_t grant)
 int
 conn_direct(struct session *op, struct session *dev, int port,
     const char *bind_req, const char *target, uint64_t grant, ssh_message msg,
-    const char **why)
+    const struct origin *o, const char **why)
 {
+	struct origin own;
 	ssh_channel ch;
 	struct pump *p;
 	struct conn *c;
 	int fd;
 
-	if ((*why = conn_admit(dev, port, op->peer)) != NULL)
+	if (o == NULL) {
+		conn_origin(op, &own);
+		o = &own;
+	}
+	if ((*why = conn_admit(dev, port, o->peer)) != NULL)
 		return -1;
 	if ((ch = ssh_channel_new(dev->s)) == NULL) {
 		*why = "cannot allocate a channel";
@@ -492,9 +532,9 @@ conn_direct(struct session *op, struct session *dev, int port,
 		ssh_channel_free(ch);
 		return -1;
 	}
-	c = conn_new(dev, ch, fd, port, bind_req, op->peer, op->peer_port);
+	c = conn_new(dev, ch, fd, port, bind_req, o);
 	c->grant = grant;
-	conn_join_op(c, op, p, target);
+	conn_join_op(c, op, p, target, o);
 	conn_start(c, 1);
 	if (c->op != NULL)
 		pump_kick(c->op);
@@ -531,31 +571,67 @@ conn_op_accept(struct session *op, ssh_message msg, int *fd,
 	return pump_new(op->relay->base, &op->io, opch, sv[1], NULL, NULL);
 }
 
+/* An operator's own session as the origin of its channels. */
+void
+conn_origin(struct session *op, struct origin *o)
+{
+	memset(o, 0, sizeof *o);
+	o->operator = op->name;
+	o->operator_fp = op->fp;
+	o->peer = op->peer;
+	o->peer_port = op->peer_port;
+}
+
 /*
- * Serve what was held (held.c) by the device session dev, through l: fd is
- * the laptop's socket or the device end of the operator's socket pair
- * (op its other half). -1 with *why when refused.
+ * What a link to a peer relay sends as the channel's originator: the
+ * operator's address, port, key and name, and the grant, so the peer
+ * audits who it really is. "ADDR FP GRANT NAME", the name last (it may
+ * hold blanks).
+ */
+static char *
+conn_link_origin(const struct origin *o, uint64_t grant)
+{
+	char *s;
+
+	if (asprintf(&s, "%s %s %llu %s", o->peer, o->operator_fp ?
+	    o->operator_fp : "-", (unsigned long long)grant, o->operator ?
+	    o->operator : "-") == -1)
+		fatalx("asprintf");
+	return s;
+}
+
+/*
+ * Serve what was held (held.c) by the device session dev at port
+ * (bind_req: what it asked to bind), or by a link to the peer relay that
+ * holds the device: fd is the laptop's socket or the device end of the
+ * operator's socket pair (op its other half). -1 with *why when refused.
  */
 int
-conn_adopt(struct session *dev, struct listener *l, int fd,
-    struct session *opsess, struct pump *op, const char *peer, int peer_port,
+conn_adopt(struct session *dev, int port, const char *bind_req, int fd,
+    struct session *opsess, struct pump *op, const struct origin *o,
     const struct timespec *started, const char *target, uint64_t grant,
     const char **why)
 {
 	ssh_channel ch;
 	struct conn *c;
+	char *orig = NULL;
 
-	if ((*why = conn_admit(dev, l->port, peer)) != NULL)
+	if ((*why = conn_admit(dev, port, o->peer)) != NULL)
 		return -1;
 	if ((ch = ssh_channel_new(dev->s)) == NULL) {
 		*why = "cannot allocate a channel";
 		return -1;
 	}
-	c = conn_new(dev, ch, fd, l->port, l->bind_req, peer, peer_port);
+	if (dev->link)
+		bind_req = orig = conn_link_origin(o, grant);
+	c = conn_new(dev, ch, fd, port, bind_req, o);
+	free(orig);
 	c->started = *started;
 	c->grant = grant;
 	if (op != NULL)
-		conn_join_op(c, opsess, op, target);
+		conn_join_op(c, opsess, op, target, o);
+	else if (dev->link)
+		c->target = xstrdup(target);
 	conn_start(c, 0);
 	if (c->op != NULL)
 		pump_kick(c->op);
@@ -577,20 +653,29 @@ conn_rehold(struct conn *c)
 	const char *device, *why;
 	int fd;
 
+	struct origin o;
+
 	if (c->state != CONN_OPENING || r->quitting || c->p->dead ||
 	    sess->no_linger)
 		return -1;
 	fd = c->p->fd;
-	l = listener_find(r, c->port);
+	l = sess->link ? NULL : listener_find(r, c->port);
 	if (c->target != NULL)
 		device = c->target;
 	else
 		device = sess->name;
+	memset(&o, 0, sizeof o);
+	o.operator = c->operator;
+	o.operator_fp = c->operator_fp;
+	o.peer = c->peer;
+	o.peer_port = c->peer_port;
+	o.via = c->via;
 	if ((h = held_add(r, device, c->port, l != NULL && l->owner == sess &&
-	    l->name == NULL ? l : NULL, fd, c->opsess, c->op, c->peer,
-	    c->peer_port, &c->started, &why)) == NULL)
+	    l->name == NULL ? l : NULL, fd, c->opsess, c->op, &o, &c->started,
+	    &why)) == NULL)
 		return -1;
 	h->grant = c->grant;
+	h->sent_epoch = c->sent_epoch;
 	c->p->fd = -1;			/* the held entry's now */
 	if (c->opsess != NULL) {
 		TAILQ_REMOVE(&c->opsess->opconns, c, opentry);
@@ -737,9 +822,19 @@ conn_close_grant(struct relay *r, uint64_t grant, const char *why)
 	struct session *sess;
 	struct conn *c, *tmp;
 
+	struct peer *p;
+
 	TAILQ_FOREACH(sess, &r->sessions, entry)
 		TAILQ_FOREACH_SAFE(c, &sess->conns, entry, tmp)
 			if (c->grant == grant && (c->state == CONN_OPENING ||
 			    c->state == CONN_OPEN))
 				conn_close(c, "%s", why);
+	/* and on the links to peer relays */
+	for (p = NULL; (p = cluster_next_peer(r, p)) != NULL;)
+		if (p->link != NULL)
+			TAILQ_FOREACH_SAFE(c, &p->link->conns, entry, tmp)
+				if (c->grant == grant &&
+				    (c->state == CONN_OPENING ||
+				    c->state == CONN_OPEN))
+					conn_close(c, "%s", why);
 }

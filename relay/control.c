@@ -123,6 +123,13 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 		    (unsigned long long)r->refused,
 		    (unsigned long long)r->takeovers,
 		    (unsigned long long)r->ka_failures);
+	if (json)
+		;
+	else if (r->cluster != NULL) {
+		evbuffer_add_printf(out, "cluster: ");
+		cluster_status(r, out);
+		evbuffer_add_printf(out, "\n");
+	}
 	else
 		evbuffer_add_printf(out, "%-16s %-12s %-10s %-8s %-22s %6s "
 		    "%8s %8s %s\n", "DEVICE", "PORTS", "STATE", "SINCE", "PEER",
@@ -130,7 +137,7 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
 		/* a displaced session is on its way out (2 s at most) */
 		if (sess->state != SESSION_ACTIVE || sess->operator ||
-		    sess->displaced)
+		    sess->displaced || sess->peer_relay)
 			continue;
 		control_ports(sess, json ? 0 : 2, ports, sizeof ports);
 		nconn = conn_bytes(sess, &from_dev, &to_dev);
@@ -172,8 +179,11 @@ control_status(struct relay *r, struct evbuffer *out, int json)
 	if (json)
 		evbuffer_add_printf(out, "]");
 	control_operators(r, out, json);
-	if (json)
+	if (json) {
+		evbuffer_add_printf(out, ",\"cluster\":");
+		cluster_status(r, out);
 		evbuffer_add_printf(out, "}\n");
+	}
 }
 
 /*

@@ -109,8 +109,9 @@ devices_list(struct relay *r, struct evbuffer *out, int json)
 	struct authkey *ak;
 	struct session *sess;
 	struct seen *d;
-	const char *state, *addr;
+	const char *state, *addr, *where;
 	char last[32], in[32], outb[32];
+	time_t there;
 	uint64_t bin, bout, fd, td;
 	time_t now = time(NULL), seen;
 	unsigned int held;
@@ -119,9 +120,9 @@ devices_list(struct relay *r, struct evbuffer *out, int json)
 	if (json)
 		evbuffer_add_printf(out, "{\"devices\":[");
 	else
-		evbuffer_add_printf(out, "%-16s %-8s %-10s %-22s %8s %8s %s\n",
+		evbuffer_add_printf(out, "%-16s %-8s %-10s %-22s %8s %8s %-4s%s\n",
 		    "DEVICE", "STATE", "LAST SEEN", "LAST ADDRESS", "IN", "OUT",
-		    "HELD");
+		    "HELD", r->cluster ? " RELAY" : "");
 	TAILQ_FOREACH(ak, &r->keys, entry) {
 		if (ak->nopens > 0)
 			continue;	/* an operator */
@@ -139,8 +140,14 @@ devices_list(struct relay *r, struct evbuffer *out, int json)
 			seen = now;
 			addr = sess->peer;
 		}
-		state = sess != NULL ? "online" : held > 0 ? "held" :
-		    "offline";
+		/* the cluster: the relay holding it (maybe this one) */
+		where = sess != NULL && r->cluster != NULL ?
+		    r->conf.cluster_relay_id : NULL;
+		if (sess == NULL && cluster_device(r, ak->name, &where,
+		    &there) && there > seen)
+			seen = there;
+		state = sess != NULL || where != NULL ? "online" : held > 0 ?
+		    "held" : "offline";
 		if (json) {
 			evbuffer_add_printf(out, "%s{\"device\":", first ? "" :
 			    ",");
@@ -150,13 +157,18 @@ devices_list(struct relay *r, struct evbuffer *out, int json)
 			    ak->fp, state, (long long)seen);
 			json_string(out, addr);
 			evbuffer_add_printf(out, ",\"bytes_in\":%llu,"
-			    "\"bytes_out\":%llu,\"held\":%u}",
+			    "\"bytes_out\":%llu,\"held\":%u,\"relay\":",
 			    (unsigned long long)bin, (unsigned long long)bout,
 			    held);
+			if (where != NULL)
+				json_string(out, where);
+			else
+				evbuffer_add_printf(out, "null");
+			evbuffer_add_printf(out, "}");
 			first = 0;
 			continue;
 		}
-		if (sess != NULL)
+		if (sess != NULL || where != NULL)
 			snprintf(last, sizeof last, "now");
 		else if (seen == 0)
 			snprintf(last, sizeof last, "never");
@@ -166,8 +178,10 @@ devices_list(struct relay *r, struct evbuffer *out, int json)
 		}
 		fmt_bytes(in, sizeof in, bin);
 		fmt_bytes(outb, sizeof outb, bout);
-		evbuffer_add_printf(out, "%-16s %-8s %-10s %-22s %8s %8s %u\n",
-		    ak->name, state, last, addr, in, outb, held);
+		evbuffer_add_printf(out, "%-16s %-8s %-10s %-22s %8s %8s "
+		    "%-4u%s%s\n", ak->name, state, last, addr, in, outb, held,
+		    r->cluster ? " " : "", r->cluster ? where ? where : "-" :
+		    "");
 	}
 	if (json)
 		evbuffer_add_printf(out, "]}\n");

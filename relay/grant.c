@@ -246,6 +246,16 @@ grant_expose_target(struct relay *r, struct grant *g)
 	return NULL;
 }
 
+/* A laptop at peer:peer_port as an origin. */
+static const struct origin *
+grant_origin(struct origin *o, const char *peer, int peer_port)
+{
+	memset(o, 0, sizeof *o);
+	o->peer = peer;
+	o->peer_port = peer_port;
+	return o;
+}
+
 /*
  * A connection to an exposed port: from a source --from allows, to the
  * device's forward (as a connection to its port would be), or held for
@@ -260,6 +270,7 @@ grant_expose_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	struct listener *l;
 	struct held *h;
 	struct audit a;
+	struct origin o;
 	const char *why = NULL;
 	char peer[64], reason[200];
 	int peer_port;
@@ -277,7 +288,7 @@ grant_expose_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		conn_accept(l, fd, sa, g->id);
 		return;
 	} else if ((h = held_add(r, g->target, g->port, NULL, fd, NULL, NULL,
-	    peer, peer_port, NULL, &why)) != NULL) {
+	    grant_origin(&o, peer, peer_port), NULL, &why)) != NULL) {
 		h->grant = g->id;
 		g->opened++;
 		g->dirty = 1;

@@ -24,6 +24,7 @@ held_audit(struct held *h, struct audit *a, const char *event,
 	audit_init(a, event, h->operator, h->operator_fp, h->peer,
 	    h->peer_port, h->device, h->port, reason);
 	a->grant = h->grant;
+	a->via = h->via;
 	a->duration = relay_age(&h->started);
 }
 
@@ -44,6 +45,7 @@ held_free(struct held *h)
 	free(h->device);
 	free(h->operator);
 	free(h->operator_fp);
+	free(h->via);
 	free(h);
 }
 
@@ -129,11 +131,12 @@ held_admit(struct relay *r, const char *device)
  */
 struct held *
 held_add(struct relay *r, const char *device, int port, struct listener *l,
-    int fd, struct session *opsess, struct pump *op, const char *peer,
-    int peer_port, const struct timespec *started, const char **why)
+    int fd, struct session *opsess, struct pump *op, const struct origin *o,
+    const struct timespec *started, const char **why)
 {
 	struct timeval tv = { (time_t)r->conf.hold_time, 0 };
 	struct held *h;
+	uint64_t epoch;
 
 	if ((*why = held_admit(r, device)) != NULL)
 		return NULL;
@@ -146,11 +149,14 @@ held_add(struct relay *r, const char *device, int port, struct listener *l,
 	h->opsess = opsess;
 	h->op = op;
 	if (opsess != NULL) {
-		h->operator = xstrdup(opsess->name);
-		h->operator_fp = xstrdup(opsess->fp);
+		h->operator = xstrdup(o->operator ? o->operator : "-");
+		h->operator_fp = xstrdup(o->operator_fp ? o->operator_fp :
+		    "-");
 	}
-	snprintf(h->peer, sizeof h->peer, "%s", peer);
-	h->peer_port = peer_port;
+	if (o->via != NULL)
+		h->via = xstrdup(o->via);
+	snprintf(h->peer, sizeof h->peer, "%s", o->peer);
+	h->peer_port = o->peer_port;
 	if (started != NULL)
 		h->started = *started;
 	else
@@ -166,9 +172,11 @@ held_add(struct relay *r, const char *device, int port, struct listener *l,
 	evtimer_add(h->ev_timeout, &tv);
 	TAILQ_INSERT_TAIL(&r->held, h, entry);
 	r->nheld++;
+	if (op != NULL && cluster_route(r, device, &epoch) != NULL)
+		return h;	/* on its way to a peer relay */
 	log_info("device %s: %s from %s port %d to %s:%d held for the "
 	    "device's next session (up to %lu s)", device, h->operator ?
-	    "channel" : "connection", peer, peer_port, device, port,
+	    "channel" : "connection", h->peer, h->peer_port, device, port,
 	    r->conf.hold_time);
 	return h;
 }
@@ -192,27 +200,60 @@ void
 held_serve(struct relay *r, struct listener *l)
 {
 	struct held *h, *tmp;
-	const char *why;
 
 	if (l->owner == NULL || l->owner->state != SESSION_ACTIVE)
 		return;
 	TAILQ_FOREACH_SAFE(h, &r->held, entry, tmp) {
 		if (h->closing || !held_matches(h, l))
 			continue;
-		if (conn_adopt(l->owner, l, h->fd, h->opsess, h->op, h->peer,
-		    h->peer_port, &h->started, h->device, h->grant, &why) == -1) {
-			held_close(h, "%s", why);
-			continue;
-		}
-		log_info("device %s: held %s from %s port %d served after "
-		    "%.1f s", h->device, h->op ? "channel" : "connection",
-		    h->peer, h->peer_port, relay_age(&h->started));
-		h->fd = -1;		/* the conn's now */
-		h->op = NULL;
-		h->closing = 1;
-		event_del(h->ev_timeout);
-		event_active(h->ev_free, EV_TIMEOUT, 0);
+		held_hand(h, l->owner, l->port, l->bind_req, 0);
 	}
+}
+
+/* The origin of a held entry. */
+static void
+held_origin(struct held *h, struct origin *o)
+{
+	memset(o, 0, sizeof *o);
+	o->operator = h->operator;
+	o->operator_fp = h->operator_fp;
+	o->peer = h->peer;
+	o->peer_port = h->peer_port;
+	o->via = h->via;
+}
+
+/*
+ * Hand h to sess: the device's session here (port, bind_req), or a link
+ * to the peer relay holding the device (epoch: its session there).
+ */
+int
+held_hand(struct held *h, struct session *sess, int port,
+    const char *bind_req, uint64_t epoch)
+{
+	struct origin o;
+	const char *why;
+
+	held_origin(h, &o);
+	if (conn_adopt(sess, port, bind_req, h->fd, h->opsess, h->op, &o,
+	    &h->started, h->device, h->grant, &why) == -1) {
+		held_close(h, "%s", why);
+		return -1;
+	}
+	if (sess->link) {
+		struct conn *c = TAILQ_LAST(&sess->conns, conns);
+
+		c->sent_epoch = epoch;
+	}
+	log_info("device %s: held %s from %s port %d served after %.1f s%s%s",
+	    h->device, h->op ? "channel" : "connection", h->peer, h->peer_port,
+	    relay_age(&h->started), sess->link ? " by relay " : "",
+	    sess->link && sess->peerp ? sess->peerp->id : "");
+	h->fd = -1;		/* the conn's now */
+	h->op = NULL;
+	h->closing = 1;
+	event_del(h->ev_timeout);
+	event_active(h->ev_free, EV_TIMEOUT, 0);
+	return 0;
 }
 
 /*

@@ -298,7 +298,7 @@ listener_release(struct session *sess)
 
 	while ((l = TAILQ_FIRST(&sess->owned)) != NULL) {
 		if (l->name != NULL || r->conf.hold_time == 0 || r->quitting ||
-		    sess->no_linger) {
+		    sess->no_linger || sess->moved) {
 			log_info("device %s: closed %s", sess->name,
 			    listener_what(l));
 			listener_free(l);

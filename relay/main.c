@@ -45,7 +45,14 @@ main_quit(evutil_socket_t sig, short what, void *arg)
 	metrics_close(r);
 	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp)
 		session_close(sess, "relay shutting down");
-	event_base_loopexit(r->base, NULL);
+	if (r->cluster != NULL) {
+		/* the directory hears of it before we go (bounded) */
+		struct timeval tv = { 0, 300000 };
+
+		cluster_leave(r);
+		event_base_loopexit(r->base, &tv);
+	} else
+		event_base_loopexit(r->base, NULL);
 }
 
 /*
@@ -106,7 +113,8 @@ main_tick(evutil_socket_t fd, short what, void *arg)
 	state_tick(r);
 	usage_tick(r);
 	TAILQ_FOREACH(sess, &r->sessions, entry)
-		if (sess->state == SESSION_ACTIVE)
+		if (sess->state == SESSION_ACTIVE && !sess->operator &&
+		    !sess->peer_relay)
 			n++;
 	sd_notifyf(0, "WATCHDOG=1\nSTATUS=%u device%s connected, %u "
 	    "unauthenticated", n, n == 1 ? "" : "s", r->nunauth);
@@ -212,6 +220,8 @@ main(int argc, char **argv)
 		exit(1);
 	if (state_open(&relay, err, sizeof err) == -1)
 		fatalx("%s", err);
+	if (cluster_start(&relay, err, sizeof err) == -1)
+		fatalx("%s", err);
 	relay.ctl = control_open(relay.base, relay.conf.control_socket,
 	    relay_control, &relay);
 	ev_term = evsignal_new(relay.base, SIGTERM, main_quit, &relay);
@@ -230,6 +240,7 @@ main(int argc, char **argv)
 	sd_notify(0, "READY=1\nSTATUS=accepting devices");
 
 	event_base_dispatch(relay.base);
+	cluster_stop(&relay);
 
 	/* Let deferred frees run, then free what is left. */
 	event_base_loop(relay.base, EVLOOP_NONBLOCK);
@@ -260,6 +271,8 @@ main(int argc, char **argv)
 	penalty_clear();
 	ssh_bind_free(relay.bind);
 	free(relay.host_fp);
+	if (relay.host_priv != NULL)
+		ssh_key_free(relay.host_priv);
 	config_clear(&relay.conf);
 	event_base_free(relay.base);
 	ssh_finalize();

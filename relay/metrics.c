@@ -51,7 +51,7 @@ metrics_request(struct evhttp_request *req, void *arg)
 		fatalx("evbuffer_new");
 	TAILQ_FOREACH(sess, &r->sessions, entry)
 		if (sess->state == SESSION_ACTIVE && !sess->operator &&
-		    !sess->displaced)
+		    !sess->displaced && !sess->peer_relay)
 			n++;
 	metrics_head(out, "simtun_devices_connected", "gauge",
 	    "Devices with an authenticated session.");
@@ -80,7 +80,7 @@ metrics_request(struct evhttp_request *req, void *arg)
 	    "Bytes through a device's tunnel (in = from the device).");
 	TAILQ_FOREACH(sess, &r->sessions, entry) {
 		if (sess->state != SESSION_ACTIVE || sess->operator ||
-		    sess->displaced)
+		    sess->displaced || sess->peer_relay)
 			continue;
 		conn_bytes(sess, &in, &o);
 		evbuffer_add_printf(out, "simtun_device_bytes_total{device=\"");
@@ -94,6 +94,7 @@ metrics_request(struct evhttp_request *req, void *arg)
 	}
 	devices_metrics(out);
 	usage_metrics(r, out);
+	cluster_metrics(r, out);
 	metrics_head(out, "simtun_grants_active", "gauge",
 	    "Grants and exposes in force.");
 	evbuffer_add_printf(out, "simtun_grants_active{kind=\"grant\"} %u\n"

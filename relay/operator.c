@@ -100,26 +100,86 @@ operator_hold(struct session *op, const char *device, int port,
     uint64_t grant, ssh_message msg, const char **why)
 {
 	struct relay *r = op->relay;
+	struct origin o;
 	struct audit a;
 	struct pump *p;
 	struct held *h;
+	struct peer *pr;
+	uint64_t epoch;
 	int fd;
 
 	if ((*why = held_admit(r, device)) != NULL)
 		return -1;
 	if ((p = conn_op_accept(op, msg, &fd, why)) == NULL)
 		return -1;
-	if ((h = held_add(r, device, port, NULL, fd, op, p, op->peer,
-	    op->peer_port, NULL, why)) != NULL)
+	conn_origin(op, &o);
+	if ((h = held_add(r, device, port, NULL, fd, op, p, &o, NULL,
+	    why)) != NULL)
 		h->grant = grant;
+	pr = cluster_route(r, device, &epoch);
 	audit_init(&a, "open", op->name, op->fp, op->peer, op->peer_port,
-	    device, port, "held: device offline or silent");
+	    device, port, pr != NULL ? "to the relay holding the device" :
+	    "held: device offline or silent");
 	a.grant = grant;
+	a.via = pr != NULL ? pr->id : NULL;
 	audit_event(r, &a, 0, "device %s: operator %s (%s port %d) channel to "
-	    "%s:%d held", device, op->name, op->peer, op->peer_port, device,
-	    port);
+	    "%s:%d %s%s", device, op->name, op->peer, op->peer_port, device,
+	    port, pr != NULL ? "via relay " : "held", pr != NULL ? pr->id : "");
+	if (pr != NULL)
+		peer_serve_held(r);
 	pump_kick(p);
 	return 0;
+}
+
+/*
+ * A direct-tcpip channel from a peer relay of the cluster: an operator of
+ * that relay (who it is and from where is in the originator field, see
+ * conn_link_origin) for a device that relay's directory says is here. The
+ * peer checked the operator's permissions; here it is served when the
+ * device's session is live, else refused, and the peer holds it.
+ */
+static int
+operator_peer_open(struct session *sess, ssh_message msg)
+{
+	struct relay *r = sess->relay;
+	const char *host, *orig, *why = NULL;
+	struct listener *l;
+	struct origin o;
+	char buf[512], *fp, *gr, *name, target[300];
+	unsigned long long grant;
+	int port;
+
+	host = ssh_message_channel_request_open_destination(msg);
+	port = ssh_message_channel_request_open_destination_port(msg);
+	orig = ssh_message_channel_request_open_originator(msg);
+	snprintf(target, sizeof target, "%s", host ? esc(host) : "");
+	snprintf(buf, sizeof buf, "%s", orig ? orig : "");
+	memset(&o, 0, sizeof o);
+	if ((fp = strchr(buf, ' ')) == NULL || (*fp++ = '\0',
+	    (gr = strchr(fp, ' ')) == NULL) || (*gr++ = '\0',
+	    (name = strchr(gr, ' ')) == NULL)) {
+		log_warnx("relay %s: channel to %s:%d without an operator; "
+		    "refused", sess->name, target, port);
+		return 1;
+	}
+	*name++ = '\0';
+	grant = strtoull(gr, NULL, 10);
+	o.operator = name;
+	o.operator_fp = fp;
+	o.peer = buf;
+	o.peer_port = ssh_message_channel_request_open_originator_port(msg);
+	o.via = sess->name + strlen("relay ");
+	if ((l = operator_target(r, host ? host : "", port)) == NULL ||
+	    l->owner == NULL || l->owner->state != SESSION_ACTIVE ||
+	    l->owner->displaced || session_silent(l->owner))
+		why = "device not live on this relay";
+	else if (conn_direct(sess, l->owner, port, l->bind_req, target, grant,
+	    msg, &o, &why) == 0)
+		return 0;
+	log_info("relay %s: operator %s (%s port %d) channel to %s:%d not "
+	    "served here: %s", o.via, esc(name), o.peer, o.peer_port, target,
+	    port, why);
+	return 1;
 }
 
 /*
@@ -172,6 +232,8 @@ operator_open(struct session *sess, ssh_message msg)
 	uint64_t grant = 0;
 	int port;
 
+	if (sess->peer_relay)
+		return operator_peer_open(sess, msg);
 	host = ssh_message_channel_request_open_destination(msg);
 	port = ssh_message_channel_request_open_destination_port(msg);
 	snprintf(target, sizeof target, "%s", host ? esc(host) : "");
@@ -188,7 +250,7 @@ operator_open(struct session *sess, ssh_message msg)
 			return 0;
 	}
 	if (why == NULL && conn_direct(sess, l->owner, port, l->bind_req,
-	    target, grant, msg, &why) == 0)
+	    target, grant, msg, NULL, &why) == 0)
 		return 0;
 	audit_init(&a, "deny", sess->operator || grant ? sess->name : NULL,
 	    sess->fp, sess->peer, sess->peer_port, target, port, why);

@@ -57,6 +57,14 @@ struct relay_config {
 	unsigned long	 max_grant_time;
 	unsigned long	 max_grants;
 	struct port_range expose_ports;
+	/* [cluster] (cluster.c); cluster = 0: none, one relay alone */
+	int		 cluster;
+	char		*cluster_redis;
+	char		*cluster_sentinel;
+	char		*cluster_master;
+	char		*cluster_relay_id;
+	char		*cluster_peer_address;
+	unsigned long	 cluster_lease_time;
 };
 
 /*
@@ -80,6 +88,34 @@ TAILQ_HEAD(conns, conn);
 TAILQ_HEAD(opconns, conn);
 struct listener;
 TAILQ_HEAD(listeners, listener);
+
+/*
+ * Who opened a channel or connection: an operator (name and key) or a
+ * laptop on a port (operator NULL), from where, and through which peer
+ * relay when it came from one (cluster).
+ */
+struct origin {
+	const char	*operator;
+	const char	*operator_fp;
+	const char	*peer;
+	int		 peer_port;
+	const char	*via;
+};
+
+/* Another relay of the cluster (peer.c), from the directory's heartbeat. */
+struct peer {
+	TAILQ_ENTRY(peer) entry;
+	struct relay	*relay;
+	char		 id[64];
+	char		 addr[80];
+	int		 mark;
+	struct session	*link;		/* our SSH connection to it */
+	struct event	*ev_connect;	/* TCP connect under way (fd) */
+	int		 fd;
+	time_t		 next_try;	/* after a failed link */
+};
+TAILQ_HEAD(peers, peer);
+struct cluster;
 
 struct session {
 	TAILQ_ENTRY(session) entry;
@@ -126,6 +162,13 @@ struct session {
 	uint64_t	 ka_probes_in, ka_answers_out;
 	struct usage	*usage;		/* the device's record (usage.c) */
 	struct session	*fpnext;	/* sessions of one key (session.c) */
+	/* cluster (cluster.c, peer.c) */
+	uint64_t	 epoch;		/* device: its directory epoch, 0 unset */
+	int		 moved;		/* device: it came up on another relay;
+					   its ports do not linger */
+	int		 peer_relay;	/* a peer relay logged in (host key) */
+	int		 link;		/* our link to a peer relay (peer.c) */
+	struct peer	*peerp;		/* link: whose */
 	int		 indexed;
 	struct usage_counts usage_mark;	/* what it has been counted for */
 	struct ssh_server_callbacks_struct scb;
@@ -171,6 +214,9 @@ struct held {
 	int		 peer_port;
 	struct timespec	 started;
 	uint64_t	 grant;		/* came under this grant or expose */
+	char		*via;		/* came through this peer relay */
+	uint64_t	 sent_epoch;	/* sent to a peer relay for the device's
+					   session of this epoch (cluster) */
 	int		 closing;
 	struct event	*ev_timeout;
 	struct event	*ev_free;
@@ -246,6 +292,8 @@ struct conn {
 	int		 peer_port;
 	struct timespec	 started;
 	uint64_t	 grant;		/* opened under this grant or expose */
+	char		*via;		/* came through this peer relay */
+	uint64_t	 sent_epoch;	/* link: the device session's epoch */
 	struct event	*ev_timeout;	/* channel open timeout */
 	struct event	*ev_free;
 };
@@ -255,6 +303,7 @@ struct relay {
 	struct relay_config conf;
 	ssh_bind	 bind;
 	char		*host_fp;
+	ssh_key		 host_priv;	/* a peer relay logs in with it */
 	struct authkeys	 keys;
 	struct authkey_index keyidx;	/* keys by fingerprint */
 	struct sessions	 sessions;
@@ -284,6 +333,7 @@ struct relay {
 					   written to state_db */
 	uint64_t	 next_grant;
 	struct state	*state;		/* state_db */
+	struct cluster	*cluster;	/* [cluster], NULL: one relay alone */
 	char		 hostname[64];	/* "relay" in audit events */
 };
 
@@ -356,6 +406,10 @@ void	session_free(struct session *);
 struct authkey *session_authkey(struct session *);
 struct session *session_by_fp(const char *, struct session *);
 void	session_displace(struct session *, struct session *);
+void	session_pass(struct session *);
+struct session *session_link_new(struct relay *, int, const char *, int,
+	    void (*)(void *, short), void *);
+void	session_link_up(struct session *);
 int	session_reload_keys(struct relay *);
 
 /* control.c */
@@ -393,6 +447,8 @@ struct audit {
 	const char	*reason;
 	uint64_t	 grant;		/* under a grant or expose, 0: none */
 	const char	*asked_by;	/* grant, expose, revoke: who asked */
+	const char	*via;		/* the peer relay it came through or
+					   went to (cluster) */
 };
 void	audit_init(struct audit *, const char *, const char *, const char *,
 	    const char *, int, const char *, int, const char *);
@@ -414,22 +470,26 @@ struct listener *listener_find(struct relay *, int);
 /* conn.c */
 void	conn_accept(struct listener *, int, struct sockaddr *, uint64_t);
 int	conn_direct(struct session *, struct session *, int, const char *,
-	    const char *, uint64_t, ssh_message, const char **);
+	    const char *, uint64_t, ssh_message, const struct origin *,
+	    const char **);
+void	conn_origin(struct session *, struct origin *);
 void	conn_kick_ops(struct session *);
 void	conn_close_ops(struct session *, const char *);
 void	conn_release_ops(struct session *);
 struct pump *conn_op_accept(struct session *, ssh_message, int *,
 	    const char **);
-int	conn_adopt(struct session *, struct listener *, int, struct session *,
-	    struct pump *, const char *, int, const struct timespec *,
-	    const char *, uint64_t, const char **);
+int	conn_adopt(struct session *, int, const char *, int,
+	    struct session *, struct pump *, const struct origin *,
+	    const struct timespec *, const char *, uint64_t, const char **);
 void	conn_close_grant(struct relay *, uint64_t, const char *);
 
 /* held.c */
 const char *held_admit(struct relay *, const char *);
 struct held *held_add(struct relay *, const char *, int, struct listener *,
-	    int, struct session *, struct pump *, const char *, int,
+	    int, struct session *, struct pump *, const struct origin *,
 	    const struct timespec *, const char **);
+int	held_hand(struct held *, struct session *, int, const char *,
+	    uint64_t);
 void	held_serve(struct relay *, struct listener *);
 void	held_serve_live(struct relay *);
 void	held_drop_operator(struct session *);
@@ -469,6 +529,29 @@ typedef void (*state_usage_cb)(const char *, const char *,
 	    const struct usage_counts *, void *);
 int	state_usage_days(struct relay *, const char *, const char *,
 	    state_usage_cb, void *);
+
+/* cluster.c: the Redis directory ([cluster]) */
+int	cluster_start(struct relay *, char *, size_t);
+void	cluster_stop(struct relay *);
+void	cluster_leave(struct relay *);
+void	cluster_session_up(struct session *);
+void	cluster_session_down(struct session *);
+struct peer *cluster_peer(struct relay *, const char *);
+struct peer *cluster_next_peer(struct relay *, struct peer *);
+struct peer *cluster_route(struct relay *, const char *, uint64_t *);
+const char *cluster_holder(struct relay *, const char *);
+int	cluster_device(struct relay *, const char *, const char **, time_t *);
+void	cluster_status(struct relay *, struct evbuffer *);
+void	cluster_metrics(struct relay *, struct evbuffer *);
+
+/* peer.c: links to the other relays of a cluster */
+struct peer *peer_new(struct relay *, const char *);
+void	peer_free(struct peer *, const char *);
+struct session *peer_link(struct peer *);
+const char *peer_state(struct peer *);
+unsigned int peer_channels(struct peer *);
+void	peer_serve_held(struct relay *);
+void	peer_link_closed(struct session *);
 
 /* usage.c: bytes on the wire per device, by kind and direction */
 void	usage_attach(struct session *);

@@ -73,6 +73,11 @@ server_load_hostkey(struct relay *r, char *err, size_t len)
 	}
 	free(r->host_fp);
 	r->host_fp = key_fingerprint(key);
+	/* a cluster's relays share it: it is how they know each other */
+	if (r->host_priv != NULL)
+		ssh_key_free(r->host_priv);
+	if ((r->host_priv = ssh_key_dup(key)) == NULL)
+		fatalx("ssh_key_dup");
 	if ((r->bind = ssh_bind_new()) == NULL)
 		fatalx("ssh_bind_new");
 	ssh_bind_options_set(r->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);

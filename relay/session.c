@@ -2,6 +2,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 
 static void session_io(void *, short);
 static void session_answer_request(ssh_session, ssh_message, void *);
+static void session_timer(evutil_socket_t, short, void *);
+static int session_auth_peer(struct session *, const char *, char);
 
 /* The authorized_keys entry of this (authenticated) session, if still there. */
 struct authkey *
@@ -88,7 +91,8 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 void
 session_free(struct session *sess)
 {
-	TAILQ_REMOVE(&sess->relay->sessions, sess, entry);
+	if (!sess->link)
+		TAILQ_REMOVE(&sess->relay->sessions, sess, entry);
 	session_index_del(sess);
 	conn_release_ops(sess);		/* an operator's channels */
 	sshio_clear(&sess->io);		/* buried connections go first */
@@ -119,17 +123,25 @@ session_close(struct session *sess, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	if (sess->state != SESSION_ACTIVE) {
+	if (sess->state != SESSION_ACTIVE && !sess->link) {
 		r->nunauth--;
 		penalty_unauth(r, sess->peer, -1);
 		server_throttle(r);
 	}
 	conn_bytes(sess, &from_dev, &to_dev);
-	if (sess->state == SESSION_ACTIVE) {
+	if (sess->state == SESSION_ACTIVE && !sess->link &&
+	    !sess->peer_relay && !sess->operator) {
+		cluster_session_down(sess);
 		devices_session_closed(sess, from_dev, to_dev);
 		usage_sample(sess);	/* its last bytes, before they go */
 	}
-	if (sess->operator)
+	if (sess->link || sess->peer_relay)
+		log_info("cluster: %s %s (%s port %d) closed: %s; %u channels, "
+		    "up %lld s", sess->link ? "link to" : "link from",
+		    sess->name, sess->peer, sess->peer_port, why,
+		    sess->link ? sess->nconns : sess->nopconns,
+		    (long long)(time(NULL) - sess->since));
+	else if (sess->operator)
 		log_info("operator %s (%s port %d) closed: %s; %u channels "
 		    "open, up %lld s", sess->name, sess->peer, sess->peer_port,
 		    why, sess->nopconns, (long long)(time(NULL) - sess->since));
@@ -155,6 +167,8 @@ session_close(struct session *sess, const char *fmt, ...)
 	event_del(sess->ev_timer);
 	event_del(sess->io.ev_rd);
 	event_del(sess->io.ev_wr);
+	if (sess->link)
+		peer_link_closed(sess);
 	event_active(sess->ev_free, EV_TIMEOUT, 0);
 }
 
@@ -205,6 +219,47 @@ session_limit_key(struct session *sess)
 	}
 }
 
+/*
+ * A peer relay of the cluster logs in with the cluster's host key; the
+ * login name is its relay_id. It opens channels to devices here for its
+ * operators (operator.c, operator_peer_open).
+ */
+static int
+session_auth_peer(struct session *sess, const char *user, char state)
+{
+	struct relay *r = sess->relay;
+	struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
+	char id[64];
+
+	if (state == SSH_PUBLICKEY_STATE_NONE)
+		return SSH_AUTH_SUCCESS;	/* probe: PK_OK */
+	if (state != SSH_PUBLICKEY_STATE_VALID) {
+		log_info("bad signature for the cluster's host key from %s",
+		    sess->peer);
+		session_auth_failed(sess);
+		return SSH_AUTH_DENIED;
+	}
+	snprintf(id, sizeof id, "%s", user ? user : "");
+	id[strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789._-")] = '\0';
+	if (asprintf(&sess->name, "relay %s", *id ? id : "?") == -1)
+		fatalx("asprintf");
+	sess->fp = xstrdup(r->host_fp);
+	sess->peer_relay = 1;
+	sess->io.max_graves = SSHIO_MAX_GRAVES;
+	sess->state = SESSION_ACTIVE;
+	sess->since = time(NULL);
+	r->nunauth--;
+	penalty_unauth(r, sess->peer, -1);
+	server_throttle(r);
+	log_info("cluster: relay %s logged in from %s port %d", id,
+	    sess->peer, sess->peer_port);
+	event_del(sess->ev_timer);
+	event_add(sess->ev_timer, &tv);
+	sess->last_in_packets = sess->rcount.in_packets;
+	return SSH_AUTH_SUCCESS;
+}
+
 /* Public key auth: the key is the device's identity; the user is ignored. */
 static int
 session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
@@ -220,6 +275,9 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	sess->kex_done = 1;
 	if (sess->state == SESSION_CLOSING)
 		return SSH_AUTH_DENIED;
+	if (r->cluster != NULL && r->host_priv != NULL &&
+	    ssh_key_cmp(key, r->host_priv, SSH_KEY_CMP_PUBLIC) == 0)
+		return session_auth_peer(sess, user, state);
 	if ((ak = authkey_index_key(&r->keyidx, key)) == NULL) {
 		fp = key_fingerprint(key);
 		log_info("refused key %s from %s port %d (user \"%s\"): not in "
@@ -279,6 +337,8 @@ session_auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *key,
 	else {
 		usage_attach(sess);
 		session_limit_key(sess);
+		if (sess->state == SESSION_ACTIVE)
+			cluster_session_up(sess);
 	}
 	{
 		struct timeval tv = { (time_t)r->conf.keepalive_interval, 0 };
@@ -644,13 +704,24 @@ session_io(void *arg, short what)
 			return;
 		}
 	}
+	session_pass(sess);
+}
+
+/*
+ * One pass over a session past its handshake: process what came, answer
+ * keepalives, move connections' bytes, flush.
+ */
+void
+session_pass(struct session *sess)
+{
 	if (sshio_poll(&sess->io) == -1) {
 		const char *e = ssh_get_error(sess->s);
 
 		if (e == NULL || *e == '\0' || strstr(e, "disconnected") ||
 		    strstr(e, "Socket error: disconnected"))
 			session_close(sess, "connection closed by the %s%s%s",
-			    sess->operator ? "operator" : "device",
+			    sess->operator ? "operator" : sess->link ||
+			    sess->peer_relay ? "relay" : "device",
 			    e && *e ? ": " : "", esc(e));
 		else
 			session_close(sess, "%s", esc(e));
@@ -769,6 +840,82 @@ session_accept(struct relay *r, int fd, int sshfd, struct sockaddr *sa)
 }
 
 /*
+ * Our client session to a peer relay (peer.c) on the connected socket fd:
+ * set up like a device's, driven by io; not on the relay's sessions list.
+ * NULL when libssh says no.
+ */
+struct session *
+session_link_new(struct relay *r, int fd, const char *host, int port,
+    void (*io)(void *, short), void *arg)
+{
+	struct timeval tv = { (time_t)r->conf.login_grace_time, 0 };
+	long nolog = SSH_LOG_NOLOG, proto = SSH_LOG_PROTOCOL;
+	struct session *sess;
+	unsigned int uport = (unsigned int)port;
+	int no = 0, sshfd;
+
+	if ((sshfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		return NULL;
+	sess = xcalloc(1, sizeof *sess);
+	sess->relay = r;
+	sess->link = 1;
+	sess->id = ++r->next_id;
+	snprintf(sess->peer, sizeof sess->peer, "%s", host);
+	sess->peer_port = port;
+	sess->since = time(NULL);
+	sess->rtt_ms = -1;
+	TAILQ_INIT(&sess->conns);
+	TAILQ_INIT(&sess->opconns);
+	TAILQ_INIT(&sess->owned);
+	if ((sess->s = ssh_new()) == NULL)
+		fatalx("ssh_new");
+	ssh_options_set(sess->s, SSH_OPTIONS_PROCESS_CONFIG, &no);
+	if (ssh_options_set(sess->s, SSH_OPTIONS_HOST, host) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_PORT, &uport) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_USER,
+	    r->conf.cluster_relay_id) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null") !=
+	    SSH_OK || ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS,
+	    "/dev/null") != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_FD, &sshfd) != SSH_OK) {
+		close(sshfd);
+		ssh_free(sess->s);
+		free(sess);
+		return NULL;
+	}
+	ssh_options_set(sess->s, SSH_OPTIONS_LOG_VERBOSITY,
+	    log_get_verbose() >= 3 ? &proto : &nolog);
+	ssh_set_blocking(sess->s, 0);
+	net_keepalive(fd);
+	net_user_timeout(fd, (unsigned int)(r->conf.keepalive_interval *
+	    r->conf.keepalive_count_max * 1000));
+	ssh_set_counters(sess->s, &sess->scount, &sess->rcount);
+	sess->ev_timer = evtimer_new(r->base, session_timer, sess);
+	sess->ev_free = event_new(r->base, -1, 0, session_free_cb, sess);
+	if (sess->ev_timer == NULL || sess->ev_free == NULL)
+		fatalx("event_new");
+	evtimer_add(sess->ev_timer, &tv);
+	sshio_init(&sess->io, r->base, sess->s, fd, io, arg);
+	sess->io.max_graves = SSHIO_MAX_GRAVES;
+	sess->state = SESSION_KEX;
+	return sess;
+}
+
+/* Our link to a peer relay is up: keepalives from now on. */
+void
+session_link_up(struct session *sess)
+{
+	struct timeval tv = { (time_t)sess->relay->conf.keepalive_interval,
+	    0 };
+
+	sess->state = SESSION_ACTIVE;
+	sess->since = time(NULL);
+	event_del(sess->ev_timer);
+	event_add(sess->ev_timer, &tv);
+	sess->last_in_packets = sess->rcount.in_packets;
+}
+
+/*
  * SIGHUP: re-read authorized_keys. Sessions whose key is gone are closed;
  * ports no longer permitted are released; nothing else is touched.
  */
@@ -793,7 +940,7 @@ session_reload_keys(struct relay *r)
 	authkey_index_free(&r->keyidx);
 	authkey_index_build(&r->keyidx, &r->keys);
 	TAILQ_FOREACH_SAFE(sess, &r->sessions, entry, tmp) {
-		if (sess->state != SESSION_ACTIVE)
+		if (sess->state != SESSION_ACTIVE || sess->peer_relay)
 			continue;
 		if ((ak = session_authkey(sess)) == NULL) {
 			sess->no_linger = 1;
