@@ -41,7 +41,10 @@ static const char claim_lua[] =
     "    ARGV[2] .. ' ' .. e)\n"
     "return e\n";
 
-/* Ours again after Redis was away: kept unless a newer epoch exists. */
+/*
+ * Ours again after Redis was away: kept (our epoch back) unless another
+ * relay has a newer session of it (minus that epoch back).
+ */
 static const char republish_lua[] =
     "local cur = tonumber(redis.call('HGET', 'simtun:epoch', ARGV[1]) or "
     "'0')\n"
@@ -49,7 +52,7 @@ static const char republish_lua[] =
     "if cur > mine then\n"
     "  local v = redis.call('HGET', 'simtun:dir', ARGV[1])\n"
     "  if v and string.match(v, '^(%S+) (%d+)') ~= ARGV[2] then\n"
-    "    return cur\n"
+    "    return -cur\n"
     "  end\n"
     "end\n"
     "if cur < mine then redis.call('HSET', 'simtun:epoch', ARGV[1], mine) "
@@ -58,7 +61,7 @@ static const char republish_lua[] =
     "    ' ' .. ARGV[4] .. ' ' .. ARGV[5])\n"
     "redis.call('PUBLISH', 'simtun:events', 'up ' .. ARGV[1] .. ' ' ..\n"
     "    ARGV[2] .. ' ' .. ARGV[3])\n"
-    "return 0\n";
+    "return mine\n";
 
 static const char release_lua[] =
     "local v = redis.call('HGET', 'simtun:dir', ARGV[1])\n"
@@ -275,6 +278,15 @@ cluster_claimed(redisAsyncContext *ac, void *reply, void *arg)
 			log_warnx("cluster: claiming %s: %s", cl->name,
 			    rr->str);
 		}
+		free(cl);
+		return;
+	}
+	if (rr->integer < 0) {
+		/* another relay has a newer session of it */
+		if ((uint64_t)-rr->integer > e->epoch)
+			e->epoch = (uint64_t)-rr->integer;
+		cluster_takeover(c, s, e->relay[0] ? e->relay : "?",
+		    (uint64_t)-rr->integer);
 		free(cl);
 		return;
 	}
@@ -517,9 +529,11 @@ cluster_beat(redisAsyncContext *ac, void *reply, void *arg)
 		snprintf(p->addr, sizeof p->addr, "%s",
 		    rr->element[i + 1]->str);
 		p->mark = 1;
+		p->misses = 0;
 	}
 	TAILQ_FOREACH_SAFE(p, &c->peers, entry, tmp) {
-		if (p->mark)
+		/* twice missing: not a directory that just came back empty */
+		if (p->mark || ++p->misses < 2)
 			continue;
 		log_info("cluster: relay %s left the cluster (its lease "
 		    "lapsed)", p->id);
@@ -534,7 +548,13 @@ cluster_heartbeat(struct cluster *c)
 {
 	char ms[32];
 
-	snprintf(ms, sizeof ms, "%lu", c->r->conf.cluster_lease_time * 1000);
+	/*
+	 * Renewed every lease_time / 3 for 2/3 of it: a dead relay's lease
+	 * lapses within 2/3 lease_time, and the next heartbeat of any relay
+	 * (within 1/3) reaps its devices.
+	 */
+	snprintf(ms, sizeof ms, "%lu", c->r->conf.cluster_lease_time * 2000 /
+	    3);
 	cluster_command(c, cluster_beat, NULL, "EVAL %s 0 %s %s %s",
 	    heartbeat_lua, c->r->conf.cluster_relay_id,
 	    c->r->conf.cluster_peer_address, ms);

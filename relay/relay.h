@@ -109,6 +109,7 @@ struct peer {
 	char		 id[64];
 	char		 addr[80];
 	int		 mark;
+	int		 misses;	/* heartbeats it was missing from */
 	struct session	*link;		/* our SSH connection to it */
 	struct event	*ev_connect;	/* TCP connect under way (fd) */
 	int		 fd;
