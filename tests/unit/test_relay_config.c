@@ -289,10 +289,79 @@ test_structure(void)
 	config_clear(&c);
 	CHECK_INT(load(&c, "[relay]\n[agent]\n", err, sizeof err), -1);
 	CHECK_STR(err, "relay.conf:2: unknown section [agent] (relay.conf "
-	    "has only [relay])");
+	    "has [relay] and [cluster])");
 	config_clear(&c);
 	CHECK_INT(load(&c, "[relay]\nlisten_port = 1\n", err, sizeof err), -1);
 	CHECK_STR(err, "relay.conf:2: unknown key \"listen_port\" in [relay]");
+	config_clear(&c);
+}
+
+/* [cluster]: its keys, what must go together, the relay_id default. */
+static void
+test_cluster(void)
+{
+	struct relay_config c;
+	char err[600];
+
+	CHECK_INT(load(&c, "[relay]\n", err, sizeof err), 0);
+	CHECK_INT(c.cluster, 0);
+	CHECK_INT(c.cluster_lease_time, 10);
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nredis = 10.0.0.5:6379\n"
+	    "relay_id = fra-1\npeer_address = 10.0.0.1:2222\nlease_time = 6\n",
+	    err, sizeof err), 0);
+	CHECK_INT(c.cluster, 1);
+	CHECK_STR(c.cluster_redis, "10.0.0.5:6379");
+	CHECK_STR(c.cluster_relay_id, "fra-1");
+	CHECK_STR(c.cluster_peer_address, "10.0.0.1:2222");
+	CHECK_INT(c.cluster_lease_time, 6);
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nsentinel = 10.0.0.5:26379, "
+	    "[::1]:26379\nsentinel_master = simtun\npeer_address = "
+	    "10.0.0.1:2222\n", err, sizeof err), 0);
+	CHECK_STR(c.cluster_sentinel, "10.0.0.5:26379,[::1]:26379");
+	CHECK_STR(c.cluster_master, "simtun");
+	CHECK(c.cluster_relay_id != NULL && *c.cluster_relay_id != '\0');
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\npeer_address = 10.0.0.1:2\n",
+	    err, sizeof err), -1);
+	CHECK_STR(err, "relay.conf: [cluster] needs redis = ADDR:PORT or "
+	    "sentinel = ADDR:PORT,...");
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nredis = 10.0.0.5:1\n"
+	    "sentinel = 10.0.0.5:2\npeer_address = 10.0.0.1:2\n", err,
+	    sizeof err), -1);
+	CHECK_STR(err, "relay.conf: [cluster] has both redis and sentinel "
+	    "(one of them)");
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nsentinel = 10.0.0.5:2\n"
+	    "peer_address = 10.0.0.1:2\n", err, sizeof err), -1);
+	CHECK_STR(err, "relay.conf: [cluster] sentinel needs sentinel_master "
+	    "= NAME");
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nredis = 10.0.0.5:1\n", err,
+	    sizeof err), -1);
+	CHECK_STR(err, "relay.conf: [cluster] needs peer_address = ADDR:PORT "
+	    "(where the other relays reach this one)");
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nredis = redis.example:1\n",
+	    err, sizeof err), -1);
+	CHECK(strncmp(err, "relay.conf:3: redis: \"redis.example:1\": ", 40)
+	    == 0);
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nrelay_id = a b\n", err,
+	    sizeof err), -1);
+	CHECK_STR(err, "relay.conf:3: relay_id: \"a b\": 1 to 63 letters, "
+	    "digits, '.', '_' or '-'");
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nlisten = 1.2.3.4:5\n", err,
+	    sizeof err), -1);
+	CHECK_STR(err, "relay.conf:3: unknown key \"listen\" in [cluster]");
+	config_clear(&c);
+	CHECK_INT(load(&c, "[relay]\n[cluster]\nredis = 10.0.0.5:1\n"
+	    "peer_address = 10.0.0.1:2\nlease_time = 2\n", err, sizeof err),
+	    -1);
+	CHECK(strncmp(err, "relay.conf:5: lease_time", 24) == 0);
 	config_clear(&c);
 }
 
@@ -389,6 +458,7 @@ main(void)
 	test_strings();
 	test_special();
 	test_structure();
+	test_cluster();
 	test_reload();
 	return unit_done();
 }
