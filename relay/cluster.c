@@ -230,9 +230,10 @@ cluster_addr(struct session *s, char *buf, size_t len)
 }
 
 /*
- * A newer session of the device lives on another relay: ours (every
- * session of that key here) closes now, its ports not lingering; what it
- * had not been answered is held and follows the device there.
+ * A newer session of the device lives on another relay: each of ours is
+ * probed (session_probe_moved) and closed within 2 s unless it answers
+ * (the device keeps sessions to two relays); a closed one's ports do not
+ * linger, and what it had not been answered follows the device there.
  */
 static void
 cluster_takeover(struct cluster *c, struct session *sess, const char *relay,
@@ -245,13 +246,16 @@ cluster_takeover(struct cluster *c, struct session *sess, const char *relay,
 	    s = session_by_fp(sess->fp, s))
 		if (s->state == SESSION_ACTIVE && !s->operator)
 			list[n++] = s;
-	for (i = 0; i < n; i++) {
-		list[i]->moved = 1;
-		c->takeovers++;
-		session_close(list[i], "taken over by relay %s (epoch %llu): "
-		    "the device is there now", relay,
-		    (unsigned long long)epoch);
-	}
+	for (i = 0; i < n; i++)
+		session_probe_moved(list[i], relay, epoch);
+}
+
+/* A probed session did not answer: it goes (counted). */
+void
+cluster_moved(struct session *s)
+{
+	if (s->relay->cluster != NULL)
+		s->relay->cluster->takeovers++;
 }
 
 struct cluster_claim {
@@ -471,9 +475,16 @@ cluster_event(struct cluster *c, const char *msg, size_t len)
 		peer_serve_held(c->r);
 		return;
 	}
-	if ((e = cluster_entry(c, name, 0)) != NULL &&
-	    strcmp(e->relay, relay) == 0 && e->epoch == epoch)
-		e->relay[0] = '\0';
+	if ((e = cluster_entry(c, name, 0)) == NULL ||
+	    strcmp(e->relay, relay) != 0 || e->epoch != epoch)
+		return;
+	e->relay[0] = '\0';
+	/* it left there but lives here too (relays_active = 2): ours now */
+	if (e->local != NULL && e->local->state == SESSION_ACTIVE &&
+	    !e->local->moving && strcmp(relay, c->r->conf.cluster_relay_id)) {
+		e->local->epoch = 0;
+		cluster_claim(c, e->local);
+	}
 }
 
 /* Messages on the subscription. */
@@ -603,9 +614,18 @@ cluster_synced(redisAsyncContext *ac, void *reply, void *arg)
 			cluster_takeover(c, e->local, relay, epoch);
 	}
 	for (i = 0; i < CLUSTER_BUCKETS; i++)
-		for (e = c->dir[i]; e != NULL; e = e->next)
-			if (!e->mark && e->local == NULL)
-				e->relay[0] = '\0';
+		for (e = c->dir[i]; e != NULL; e = e->next) {
+			if (e->mark)
+				continue;
+			e->relay[0] = '\0';
+			/* ours, and the directory lost it: claim it again */
+			if (e->local != NULL && e->local->epoch != 0 &&
+			    e->local->state == SESSION_ACTIVE &&
+			    !e->local->moving) {
+				e->local->epoch = 0;
+				cluster_claim(c, e->local);
+			}
+		}
 	peer_serve_held(c->r);
 }
 

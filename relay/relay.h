@@ -167,6 +167,8 @@ struct session {
 	uint64_t	 epoch;		/* device: its directory epoch, 0 unset */
 	int		 moved;		/* device: it came up on another relay;
 					   its ports do not linger */
+	int		 moving;	/* device: up on another relay, probed
+					   (session_probe_moved) */
 	int		 peer_relay;	/* a peer relay logged in (host key) */
 	int		 link;		/* our link to a peer relay (peer.c) */
 	struct peer	*peerp;		/* link: whose */
@@ -408,6 +410,7 @@ struct authkey *session_authkey(struct session *);
 struct session *session_by_fp(const char *, struct session *);
 void	session_displace(struct session *, struct session *);
 void	session_pass(struct session *);
+void	session_probe_moved(struct session *, const char *, uint64_t);
 struct session *session_link_new(struct relay *, int, const char *, int,
 	    void (*)(void *, short), void *);
 void	session_link_up(struct session *);
@@ -537,6 +540,7 @@ void	cluster_stop(struct relay *);
 void	cluster_leave(struct relay *);
 void	cluster_session_up(struct session *);
 void	cluster_session_down(struct session *);
+void	cluster_moved(struct session *);
 struct peer *cluster_peer(struct relay *, const char *);
 struct peer *cluster_next_peer(struct relay *, struct peer *);
 struct peer *cluster_route(struct relay *, const char *, uint64_t *);

@@ -16,6 +16,7 @@ static void session_io(void *, short);
 static void session_answer_request(ssh_session, ssh_message, void *);
 static void session_timer(evutil_socket_t, short, void *);
 static int session_auth_peer(struct session *, const char *, char);
+static void session_keepalive(struct session *);
 
 /* The authorized_keys entry of this (authenticated) session, if still there. */
 struct authkey *
@@ -573,7 +574,8 @@ session_keepalive(struct session *sess)
 		 * relay): counted from before it, so it is not lost.
 		 */
 		sess->ka_sent_packets = in_before;
-		if (sess->rcount.in_packets != in_before && !sess->displaced)
+		if (sess->rcount.in_packets != in_before && !sess->displaced &&
+		    !sess->moving)
 			session_ka_answered(sess);
 	}
 }
@@ -628,6 +630,33 @@ session_displace(struct session *old, struct session *sess)
 	event_add(old->ev_timer, &tv);
 }
 
+/*
+ * The device came up on another relay of the cluster (cluster.c): either
+ * this session is the dead half of a reboot, or the device keeps sessions
+ * to two relays (an agent with relays_active = 2). It gets one keepalive
+ * probe and DISPLACE_GRACE s: silence closes it (its unanswered channels
+ * follow the device to the other relay); an answer keeps it.
+ */
+void
+session_probe_moved(struct session *s, const char *relay, uint64_t epoch)
+{
+	struct timeval tv = { DISPLACE_GRACE, 0 };
+
+	if (s->moving || s->displaced || s->state != SESSION_ACTIVE)
+		return;
+	s->moving = 1;
+	snprintf(s->displaced_by, sizeof s->displaced_by, "relay %s (epoch "
+	    "%llu)", relay, (unsigned long long)epoch);
+	session_keepalive(s);
+	if (sshio_flush(&s->io) == -1) {
+		s->moved = 1;
+		session_close(s, "taken over by %s", s->displaced_by);
+		return;
+	}
+	event_del(s->ev_timer);
+	event_add(s->ev_timer, &tv);
+}
+
 /* Login grace and keepalives share one timer per session. */
 static void
 session_timer(evutil_socket_t fd, short what, void *arg)
@@ -647,6 +676,13 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 	if (sess->displaced) {
 		session_close(sess, "replaced by a new session from %s (this "
 		    "one did not answer: gone)", sess->displaced_by);
+		return;
+	}
+	if (sess->moving) {
+		sess->moved = 1;
+		cluster_moved(sess);
+		session_close(sess, "taken over by %s (this session did not "
+		    "answer: gone)", sess->displaced_by);
 		return;
 	}
 	/*
@@ -735,6 +771,18 @@ session_pass(struct session *sess)
 		session_close(sess, "replaced by a new session from %s",
 		    sess->displaced_by);
 		return;
+	}
+	if (sess->moving && sess->ka_sent.tv_sec != 0 &&
+	    sess->rcount.in_packets != sess->ka_sent_packets) {
+		struct timeval tv = { (time_t)
+		    sess->relay->conf.keepalive_interval, 0 };
+
+		/* it answered: the device is on both relays */
+		sess->moving = 0;
+		log_info("device %s: also on %s; this session answered, both "
+		    "are kept", sess->name, sess->displaced_by);
+		event_del(sess->ev_timer);
+		event_add(sess->ev_timer, &tv);
 	}
 	if (sess->state == SESSION_ACTIVE && sess->ka_sent.tv_sec != 0 &&
 	    sess->rcount.in_packets != sess->ka_sent_packets)
