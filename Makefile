@@ -90,6 +90,7 @@ $(BUILD)/simtunctl: $(CTL_OBJ) $(COMMON_OBJ)
 UNIT_OBJ_test_relay_config := $(call obj,relay/config.c)
 UNIT_OBJ_test_penalty      := $(call obj,relay/penalty.c relay/config.c)
 UNIT_OBJ_test_backoff      := $(call obj,agent/backoff.c)
+UNIT_OBJ_test_agent_config := $(call obj,agent/config.c agent/path.c)
 
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ) $$(UNIT_OBJ_$$*)

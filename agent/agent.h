@@ -39,8 +39,28 @@ struct path {
 	uint16_t	 port;		/* 0 = [relay] port */
 	int		 index;		/* 0 = preferred */
 	int		 line;
+	int		 host_line;	/* where host and port were set */
+	int		 port_line;
 };
 TAILQ_HEAD(paths, path);
+
+/* One [relay] (the only one) or [relay NAME] (tried in file order). */
+struct relay_conf {
+	TAILQ_ENTRY(relay_conf) entry;
+	char		*name;		/* "default" for the unnamed [relay] */
+	int		 named;		/* [relay NAME] */
+	char		*host;
+	uint16_t	 port;
+	char		*host_key;	/* "SHA256:..." */
+	char		*known_hosts;
+	int		 index;		/* 0 = preferred */
+	int		 line;		/* its first header */
+	int		 host_line;
+	int		 known_hosts_line;
+};
+TAILQ_HEAD(relay_confs, relay_conf);
+
+#define AGENT_MAX_ACTIVE	2	/* relays_active at most */
 
 struct agent_config {
 	char		*file;
@@ -50,10 +70,10 @@ struct agent_config {
 	unsigned long	 ka_count;
 	unsigned long	 backoff_initial;
 	unsigned long	 backoff_max;
-	char		*relay_host;
-	uint16_t	 relay_port;
-	char		*host_key;	/* "SHA256:..." */
-	char		*known_hosts;
+	unsigned long	 relays_active;	/* sessions to as many relays at once */
+	int		 relays_active_line;
+	struct relay_confs relays;
+	int		 nrelays;
 	char		*control_socket;
 	struct forwards	 forwards;
 	struct paths	 paths;
@@ -69,9 +89,14 @@ void	 config_free(struct agent_config *);
 int	 config_same_session(struct agent_config *, struct agent_config *);
 unsigned int config_connect_timeout(struct agent_config *);
 
-/* path.c: the relay address and port a [path] reaches */
-const char *path_host(struct agent_config *, struct path *);
-uint16_t path_port(struct agent_config *, struct path *);
+struct relay_conf *config_relay(struct agent_config *, int);
+
+/* path.c: the relay address and port a [path] reaches; paths by index */
+const char *path_host(const struct relay_conf *, const struct path *);
+uint16_t path_port(const struct relay_conf *, const struct path *);
+int	 path_count(struct agent_config *);
+struct path *path_by_index(struct agent_config *, int);
+const char *path_name(const struct path *);
 
 /* backoff.c: exponential, full jitter, bounded by [initial, max] */
 struct backoff {
@@ -91,6 +116,7 @@ struct dial_target {
 	uint16_t	 port;
 	struct path	*path;		/* NULL = default route */
 	unsigned int	 timeout;	/* seconds for DNS and connect */
+	struct relay_conf *relay;	/* whose host key to expect */
 };
 
 /* dial.c: resolve and connect on a path with a deadline */
@@ -135,15 +161,18 @@ TAILQ_HEAD(path_usages, path_usage);
 struct usage_book {
 	struct path_usages paths;	/* in the order first seen */
 	long		 day;		/* UTC day number of the today counters */
-	const void	*live;		/* session whose counters are in seen */
-	struct usage_sample seen;	/* its counters already booked */
+};
+/* One live session's counters already booked (one per relay slot). */
+struct usage_live {
+	const void	*sess;		/* session whose counters are in seen */
+	struct usage_sample seen;
 };
 void	 usage_init(struct usage_book *);
 void	 usage_free(struct usage_book *);
 struct path_usage *usage_path(struct usage_book *, const char *);
 void	 usage_roll(struct usage_book *, time_t);
-void	 usage_book(struct usage_book *, const void *, const char *,
-	    const struct usage_sample *, int);
+void	 usage_book(struct usage_book *, struct usage_live *, const void *,
+	    const char *, const struct usage_sample *, int);
 void	 usage_tcp(int, struct usage_sample *);
 
 /* session.c: one ssh connection to the relay and its forwards */
@@ -170,6 +199,7 @@ void	 session_free(struct session *);
 int	 session_is_up(struct session *);
 int	 session_forward_granted(struct session *, int);
 struct path *session_path(struct session *);
+struct relay_conf *session_relay(struct session *);
 void	 session_usage(struct session *, struct usage_sample *);
 
 /* forward.c: forwarded channels from the relay -> local connections */
@@ -193,30 +223,67 @@ struct netlink;
 struct netlink *netlink_open(struct event_base *, void (*)(void *), void *);
 void	 netlink_close(struct netlink *);
 
-/* agent.c: what to try next, and when */
-struct agent {
-	struct event_base *base;
-	struct evdns_base *dns;
-	struct agent_config *conf;
-	struct agent_config *next_conf;	/* reload waiting for the close */
+/*
+ * slot.c: one of the relays_active sessions the agent keeps, each to its
+ * own relay: which relay and path to try next and when (paths in order,
+ * then the next relay no other slot uses, backoff after a full round),
+ * and probes that bring it back to a better relay or path.
+ */
+struct slot {
+	struct agent	*agent;
+	int		 idx;		/* 0 .. relays_active - 1 */
 	struct session	*sess;
 	struct backoff	 bo;
 	struct event	*ev_retry;
 	struct event	*ev_probe;
-	struct event	*ev_netlink;
-	struct event	*ev_watchdog;
 	struct probe	*probe;
-	struct netlink	*nl;
-	int		 cycle_start;	/* path index this cycle began at */
-	int		 cycle_tried;	/* paths tried in this cycle */
+	int		 probe_rel;	/* what the probe checks */
+	int		 probe_path;
+	int		 rel;		/* relay index used, tried or waited for */
 	int		 cur;		/* path index being tried / used */
+	int		 cycle_start;	/* path the planned cycle begins at */
+	int		 cycle_tried;	/* paths tried on rel in this cycle */
+	int		 relays_failed;	/* relays given up on since the last
+					   backoff or stable session */
 	int		 waiting;	/* in backoff */
-	int		 moving;	/* closing to return to path 0 */
-	int		 stopping;
+	int		 moving;	/* closing to move to move_rel/move_path */
+	int		 move_rel;
+	int		 move_path;
+	int		 move_try;	/* this attempt is such a move */
+	unsigned int	 move_fails;	/* moves that failed in a row */
+	time_t		 probe_after;	/* no probe before (monotonic s) */
 	char		 last_error[256];
-	char		 status[512];	/* what the daemon is doing */
+	char		 status[512];	/* what this slot is doing */
 	time_t		 state_since;
 	struct timespec	 retry_at;	/* when waiting in backoff */
+	struct usage_live ulive;	/* its session's bytes already booked */
+};
+void	 slot_init(struct slot *, struct agent *, int);
+void	 slot_reset(struct slot *);
+void	 slot_start(struct slot *);
+void	 slot_stop(struct slot *);
+int	 slot_cancel(struct slot *);
+void	 slot_free(struct slot *);
+void	 slot_netlink(struct slot *);
+void	 slot_set_timers(struct slot *, struct agent_config *);
+struct relay_conf *slot_relay(struct slot *);
+struct path *slot_path(struct slot *);
+const char *slot_state(struct slot *);
+long long slot_retry_ms(struct slot *);
+
+/* agent.c: the slots, reload, stop, status */
+struct agent {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct agent_config *conf;
+	struct agent_config *next_conf;	/* reload waiting for the closes */
+	struct slot	 slots[AGENT_MAX_ACTIVE];
+	int		 nslots;	/* conf->relays_active */
+	struct event	*ev_netlink;
+	struct event	*ev_watchdog;
+	struct netlink	*nl;
+	int		 stopping;
+	char		 status[AGENT_MAX_ACTIVE * 512 + 8];	/* STATUS= */
 	struct usage_book usage;	/* bytes per path */
 	struct event	*ev_usage;	/* samples around UTC midnight, hourly */
 	struct control	*ctl;
@@ -225,7 +292,10 @@ void	 agent_init(struct agent *, struct event_base *, struct agent_config *);
 void	 agent_start(struct agent *);
 void	 agent_stop(struct agent *);
 void	 agent_reload(struct agent *, struct agent_config *);
-void	 agent_status(struct agent *, const char *, ...) PRINTFLIKE(2, 3);
+void	 agent_status_changed(struct agent *);
+void	 agent_slot_idle(struct agent *);
+void	 agent_usage_sample(struct agent *, struct slot *, struct session *,
+	    int);
 void	 agent_netlink_changed(void *);
 void	 agent_free(struct agent *);
 void	 agent_control(const char *, struct evbuffer *,

@@ -1,4 +1,4 @@
-/* agent.conf: [agent], [relay], [forward NAME], [path NAME]. */
+/* agent.conf: [agent], [relay] or [relay NAME]..., [forward NAME], [path NAME]. */
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -22,8 +22,10 @@ struct config_parse {
 	char		*cur_section;
 	struct forward	*cur_forward;
 	struct path	*cur_path;
+	struct relay_conf *cur_relay;
 	int		 identity_line;	/* 0 = default, not in the file */
-	int		 known_hosts_line;
+	int		 unnamed_line;	/* first [relay] header, 0 = none */
+	int		 named_line;	/* first [relay NAME] header, 0 = none */
 };
 
 /* Defaults first, so a minimal file works. */
@@ -41,9 +43,10 @@ config_new(const char *file)
 	c->ka_count = 3;
 	c->backoff_initial = 1;
 	c->backoff_max = 120;
-	c->relay_port = 2222;
+	c->relays_active = 1;
 	TAILQ_INIT(&c->forwards);
 	TAILQ_INIT(&c->paths);
+	TAILQ_INIT(&c->relays);
 	return c;
 }
 
@@ -53,6 +56,7 @@ config_free(struct agent_config *c)
 {
 	struct forward *f;
 	struct path *p;
+	struct relay_conf *r;
 
 	if (c == NULL)
 		return;
@@ -71,15 +75,20 @@ config_free(struct agent_config *c)
 		free(p->host);
 		free(p);
 	}
+	while ((r = TAILQ_FIRST(&c->relays)) != NULL) {
+		TAILQ_REMOVE(&c->relays, r, entry);
+		free(r->name);
+		free(r->host);
+		free(r->host_key);
+		free(r->known_hosts);
+		free(r);
+	}
 	if (c->key != NULL)
 		ssh_key_free(c->key);
 	free(c->file);
 	free(c->identity);
 	free(c->user);
 	free(c->control_socket);
-	free(c->relay_host);
-	free(c->host_key);
-	free(c->known_hosts);
 	free(c);
 }
 
@@ -161,7 +170,73 @@ config_section_name(const char *section, const char *kind)
 	return section + n + strspn(section + n, " \t");
 }
 
-/* A section header opens: set up [forward NAME] / [path NAME] entries. */
+/*
+ * A relay's name shows in logs, status and JSON: letters, digits, '.',
+ * '-' and '_', at most 32 characters.
+ */
+static int
+config_relay_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= 32 && strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
+}
+
+/*
+ * [relay] or [relay NAME] opens (or reopens) a relay. The unnamed one is
+ * the only relay; mixing it with named ones would leave its place in the
+ * order a guess, so that is refused.
+ */
+static int
+config_relay_section(struct config_ctx *ctx, struct config_parse *ps,
+    const char *name)
+{
+	struct agent_config *c = ps->c;
+	struct relay_conf *r;
+	int named = *name != '\0';
+
+	if (named && !config_relay_name_ok(name)) {
+		config_error(ctx, "[relay %s]: bad relay name (letters, digits, "
+		    "'.', '-', '_', at most 32)", name);
+		return SEC_BAD;
+	}
+	if (named && ps->unnamed_line) {
+		config_error(ctx, "[relay %s] cannot be mixed with the unnamed "
+		    "[relay] at line %d: name every relay", name,
+		    ps->unnamed_line);
+		return SEC_BAD;
+	}
+	if (!named && ps->named_line) {
+		config_error(ctx, "[relay] cannot be mixed with [relay NAME] "
+		    "sections (first at line %d): name every relay",
+		    ps->named_line);
+		return SEC_BAD;
+	}
+	if (named && !ps->named_line)
+		ps->named_line = ctx->line;
+	if (!named && !ps->unnamed_line)
+		ps->unnamed_line = ctx->line;
+	if (!named)
+		name = "default";
+	TAILQ_FOREACH(r, &c->relays, entry) {
+		if (!strcmp(r->name, name)) {
+			ps->cur_relay = r;
+			return SEC_RELAY;
+		}
+	}
+	r = xcalloc(1, sizeof *r);
+	r->name = xstrdup(name);
+	r->named = named;
+	r->port = 2222;
+	r->line = ctx->line;
+	r->index = c->nrelays++;
+	TAILQ_INSERT_TAIL(&c->relays, r, entry);
+	ps->cur_relay = r;
+	return SEC_RELAY;
+}
+
+/* A section header opens: set up [relay NAME] / [forward NAME] / [path NAME] entries. */
 static int
 config_section(struct config_ctx *ctx, struct config_parse *ps,
     const char *section)
@@ -173,10 +248,11 @@ config_section(struct config_ctx *ctx, struct config_parse *ps,
 
 	ps->cur_forward = NULL;
 	ps->cur_path = NULL;
+	ps->cur_relay = NULL;
 	if (!strcmp(section, "agent"))
 		return SEC_AGENT;
-	if (!strcmp(section, "relay"))
-		return SEC_RELAY;
+	if ((name = config_section_name(section, "relay")) != NULL)
+		return config_relay_section(ctx, ps, name);
 	if ((name = config_section_name(section, "forward")) != NULL) {
 		TAILQ_FOREACH(f, &c->forwards, entry) {
 			if (!strcmp(f->name, name)) {
@@ -206,8 +282,8 @@ config_section(struct config_ctx *ctx, struct config_parse *ps,
 		ps->cur_path = p;
 		return SEC_PATH;
 	}
-	config_error(ctx, "unknown section [%s] (expected [agent], [relay], "
-	    "[forward NAME] or [path NAME])", section);
+	config_error(ctx, "unknown section [%s] (expected [agent], [relay] or "
+	    "[relay NAME], [forward NAME] or [path NAME])", section);
 	return SEC_BAD;
 }
 
@@ -251,25 +327,32 @@ config_agent_key(struct config_ctx *ctx, struct config_parse *ps,
 		if (parse_seconds(v, 1, 86400, &c->backoff_max, &why) == -1)
 			return config_error(ctx, "backoff_max: %s "
 			    "(1-86400 seconds)", why);
+	} else if (!strcmp(k, "relays_active")) {
+		if (parse_uint(v, 1, AGENT_MAX_ACTIVE, &c->relays_active,
+		    &why) == -1)
+			return config_error(ctx, "relays_active: %s (1-%d)",
+			    why, AGENT_MAX_ACTIVE);
+		c->relays_active_line = ctx->line;
 	} else
 		return config_error(ctx, "unknown key '%s' in [agent]", k);
 	return 1;
 }
 
-/* [relay] keys. */
+/* [relay] and [relay NAME] keys. */
 static int
 config_relay_key(struct config_ctx *ctx, struct config_parse *ps,
     const char *k, const char *v)
 {
-	struct agent_config *c = ps->c;
+	struct relay_conf *c = ps->cur_relay;
 	const char *why = NULL;
 
 	if (!strcmp(k, "host")) {
 		if (parse_host(v, &why) == -1)
 			return config_error(ctx, "host: %s", why);
-		config_set(&c->relay_host, v);
+		config_set(&c->host, v);
+		c->host_line = ctx->line;
 	} else if (!strcmp(k, "port")) {
-		if (parse_port(v, &c->relay_port, &why) == -1)
+		if (parse_port(v, &c->port, &why) == -1)
 			return config_error(ctx, "port: %s", why);
 	} else if (!strcmp(k, "host_key")) {
 		if (strncmp(v, "SHA256:", 7) != 0 || strlen(v) < 20 ||
@@ -283,8 +366,11 @@ config_relay_key(struct config_ctx *ctx, struct config_parse *ps,
 			return config_error(ctx, "known_hosts: must be an "
 			    "absolute path");
 		config_set(&c->known_hosts, v);
-		ps->known_hosts_line = ctx->line;
-	} else
+		c->known_hosts_line = ctx->line;
+	} else if (c->named)
+		return config_error(ctx, "unknown key '%s' in [relay %s]", k,
+		    c->name);
+	else
 		return config_error(ctx, "unknown key '%s' in [relay]", k);
 	return 1;
 }
@@ -346,9 +432,11 @@ config_path_key(struct config_ctx *ctx, struct config_parse *ps,
 		if (parse_host(v, &why) == -1)
 			return config_error(ctx, "host: %s", why);
 		config_set(&p->host, v);
+		p->host_line = ctx->line;
 	} else if (!strcmp(k, "port")) {
 		if (parse_port(v, &p->port, &why) == -1)
 			return config_error(ctx, "port: %s", why);
+		p->port_line = ctx->line;
 	} else
 		return config_error(ctx, "unknown key '%s' in [path %s]", k,
 		    p->name);
@@ -399,6 +487,97 @@ config_where(struct agent_config *c, int line, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * One relay's own rules. The unnamed [relay] keeps its old messages
+ * ("file: [relay] ..."); a named one says where its section starts.
+ */
+static int
+config_validate_relay(struct agent_config *c, struct relay_conf *r,
+    char *err, size_t len)
+{
+	struct relay_conf *o;
+	char w[512], sec[64];
+
+	if (r->named) {
+		snprintf(w, sizeof w, "%s:%d", c->file, r->line);
+		snprintf(sec, sizeof sec, "[relay %s]", r->name);
+	} else {
+		snprintf(w, sizeof w, "%s", c->file);
+		snprintf(sec, sizeof sec, "[relay]");
+	}
+	if (r->host == NULL) {
+		snprintf(err, len, "%s: %s host is missing", w, sec);
+		return -1;
+	}
+	if (r->host_key == NULL && r->known_hosts == NULL) {
+		snprintf(err, len, "%s: %s needs host_key (pinned "
+		    "SHA256 fingerprint) or known_hosts; unknown host keys "
+		    "are never trusted", w, sec);
+		return -1;
+	}
+	if (r->host_key != NULL && r->known_hosts != NULL) {
+		snprintf(err, len, "%s: %s has both host_key and "
+		    "known_hosts; use one", w, sec);
+		return -1;
+	}
+	if (r->known_hosts != NULL && access(r->known_hosts, R_OK) == -1) {
+		snprintf(err, len, "%s: known_hosts %s: %s",
+		    config_where(c, r->known_hosts_line, w, sizeof w),
+		    r->known_hosts, strerror(errno));
+		return -1;
+	}
+	/* two sessions of one key to one relay would take each other over */
+	TAILQ_FOREACH(o, &c->relays, entry) {
+		if (o == r)
+			break;
+		if (!strcmp(o->host, r->host) && o->port == r->port) {
+			snprintf(err, len, "%s:%d: host: [relay %s] and "
+			    "[relay %s] are both %s port %u (one relay, two "
+			    "sessions of one key)", c->file, r->host_line,
+			    r->name, o->name, r->host, r->port);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Rules about several relays: relays_active, a [path]'s own relay address. */
+static int
+config_validate_relays(struct agent_config *c, char *err, size_t len)
+{
+	struct relay_conf *r;
+	struct path *p;
+
+	if (TAILQ_EMPTY(&c->relays)) {
+		snprintf(err, len, "%s: [relay] host is missing", c->file);
+		return -1;
+	}
+	TAILQ_FOREACH(r, &c->relays, entry)
+		if (config_validate_relay(c, r, err, len) == -1)
+			return -1;
+	if (c->relays_active > (unsigned long)c->nrelays) {
+		snprintf(err, len, "%s:%d: relays_active: %lu sessions at once "
+		    "need at least %lu [relay NAME] sections (%d configured)",
+		    c->file, c->relays_active_line, c->relays_active,
+		    c->relays_active, c->nrelays);
+		return -1;
+	}
+	if (c->nrelays < 2)
+		return 0;
+	TAILQ_FOREACH(p, &c->paths, entry) {
+		if (p->host == NULL && p->port == 0)
+			continue;
+		snprintf(err, len, "%s:%d: %s: [path %s] cannot name the "
+		    "relay's address with %d [relay NAME] sections (which "
+		    "relay would it be?); give each relay's address in its "
+		    "own section", c->file, p->host ? p->host_line :
+		    p->port_line, p->host ? "host" : "port", p->name,
+		    c->nrelays);
+		return -1;
+	}
+	return 0;
+}
+
 /* Rules that span keys; also loads and checks the identity. */
 static int
 config_validate(struct config_parse *ps, char *err, size_t len)
@@ -408,27 +587,8 @@ config_validate(struct config_parse *ps, char *err, size_t len)
 	struct path *p;
 	char kerr[512], w[512];
 
-	if (c->relay_host == NULL) {
-		snprintf(err, len, "%s: [relay] host is missing", c->file);
+	if (config_validate_relays(c, err, len) == -1)
 		return -1;
-	}
-	if (c->host_key == NULL && c->known_hosts == NULL) {
-		snprintf(err, len, "%s: [relay] needs host_key (pinned "
-		    "SHA256 fingerprint) or known_hosts; unknown host keys "
-		    "are never trusted", c->file);
-		return -1;
-	}
-	if (c->host_key != NULL && c->known_hosts != NULL) {
-		snprintf(err, len, "%s: [relay] has both host_key and "
-		    "known_hosts; use one", c->file);
-		return -1;
-	}
-	if (c->known_hosts != NULL && access(c->known_hosts, R_OK) == -1) {
-		snprintf(err, len, "%s: known_hosts %s: %s",
-		    config_where(c, ps->known_hosts_line, w, sizeof w),
-		    c->known_hosts, strerror(errno));
-		return -1;
-	}
 	if (c->backoff_initial > c->backoff_max) {
 		snprintf(err, len, "%s: backoff_initial (%lu) is larger than "
 		    "backoff_max (%lu)", c->file, c->backoff_initial,
@@ -534,19 +694,29 @@ config_str_eq(const char *a, const char *b)
 	return !strcmp(a, b);
 }
 
-/* Does a reload leave the session as it is (only timers changed)? */
+/* Does a reload leave the sessions as they are (only timers changed)? */
 int
 config_same_session(struct agent_config *a, struct agent_config *b)
 {
 	struct forward *fa, *fb;
 	struct path *pa, *pb;
+	struct relay_conf *ra, *rb;
 
 	if (!config_str_eq(a->identity, b->identity) || !config_str_eq(a->user, b->user) ||
-	    !config_str_eq(a->relay_host, b->relay_host) ||
-	    a->relay_port != b->relay_port ||
-	    !config_str_eq(a->host_key, b->host_key) ||
-	    !config_str_eq(a->known_hosts, b->known_hosts) ||
+	    a->relays_active != b->relays_active ||
 	    ssh_key_cmp(a->key, b->key, SSH_KEY_CMP_PRIVATE) != 0)
+		return 0;
+	rb = TAILQ_FIRST(&b->relays);
+	TAILQ_FOREACH(ra, &a->relays, entry) {
+		if (rb == NULL || !config_str_eq(ra->name, rb->name) ||
+		    ra->named != rb->named ||
+		    !config_str_eq(ra->host, rb->host) || ra->port != rb->port ||
+		    !config_str_eq(ra->host_key, rb->host_key) ||
+		    !config_str_eq(ra->known_hosts, rb->known_hosts))
+			return 0;
+		rb = TAILQ_NEXT(rb, entry);
+	}
+	if (rb != NULL)
 		return 0;
 	fb = TAILQ_FIRST(&b->forwards);
 	TAILQ_FOREACH(fa, &a->forwards, entry) {
@@ -569,6 +739,18 @@ config_same_session(struct agent_config *a, struct agent_config *b)
 		pb = TAILQ_NEXT(pb, entry);
 	}
 	return pb == NULL;
+}
+
+/* The relay by index (0 = preferred), NULL past the last. */
+struct relay_conf *
+config_relay(struct agent_config *c, int idx)
+{
+	struct relay_conf *r;
+
+	TAILQ_FOREACH(r, &c->relays, entry)
+		if (r->index == idx)
+			return r;
+	return NULL;
 }
 
 /*

@@ -22,6 +22,9 @@ struct session {
 	session_cb	 cb;		/* tells the owner: up, closed */
 	void		*cb_arg;
 	struct path	*path;
+	struct relay_conf *relay;	/* host key, name */
+	char		*host;		/* as dialed (the path's or the relay's) */
+	uint16_t	 port;
 	enum session_state state;
 	struct dial	*dial;
 	int		 fd;		/* ours, watched by libevent */
@@ -51,7 +54,7 @@ struct session {
 	int		 closing;	/* in session_close: accept nothing */
 	int		 path_dead;
 	char		 reason[256];
-	char		 peer[INET6_ADDRSTRLEN + 8];
+	char		 peer[384];	/* addr:port, NAME (addr:port) if named */
 };
 
 static void session_step(struct session *);
@@ -98,6 +101,27 @@ struct path *
 session_path(struct session *sess)
 {
 	return sess->path;
+}
+
+/* The relay this session goes to. */
+struct relay_conf *
+session_relay(struct session *sess)
+{
+	return sess->relay;
+}
+
+/*
+ * The relay for logs: its address as is for the unnamed [relay], "NAME
+ * (address)" for a [relay NAME].
+ */
+static void
+session_set_peer(struct session *sess, const char *addr)
+{
+	if (sess->relay->named)
+		snprintf(sess->peer, sizeof sess->peer, "%s (%s)",
+		    sess->relay->name, addr);
+	else
+		snprintf(sess->peer, sizeof sess->peer, "%s", addr);
 }
 
 /*
@@ -240,6 +264,7 @@ session_free(struct session *sess)
 	event_free(sess->ev_free);
 	free(sess->bound);
 	free(sess->asked);
+	free(sess->host);
 	free(sess);
 }
 
@@ -472,7 +497,7 @@ session_known_fp(struct session *sess)
 	unsigned int port = 22;
 	FILE *f;
 
-	if (sess->conf->known_hosts == NULL ||
+	if (sess->relay->known_hosts == NULL ||
 	    ssh_options_get(sess->s, SSH_OPTIONS_HOST, &host) != SSH_OK)
 		return NULL;
 	ssh_options_get_port(sess->s, &port);
@@ -481,7 +506,7 @@ session_known_fp(struct session *sess)
 	else
 		snprintf(hostport, sizeof hostport, "[%s]:%u", host, port);
 	ssh_string_free_char(host);
-	if ((f = fopen(sess->conf->known_hosts, "r")) == NULL)
+	if ((f = fopen(sess->relay->known_hosts, "r")) == NULL)
 		return NULL;
 	while (fgets(line, sizeof line, f) != NULL) {
 		line[strcspn(line, "\r\n")] = '\0';
@@ -517,7 +542,7 @@ session_forward_granted(struct session *sess, int idx)
 static int
 session_check_hostkey(struct session *sess, char *why, size_t len)
 {
-	struct agent_config *c = sess->conf;
+	struct relay_conf *c = sess->relay;
 	enum ssh_known_hosts_e st;
 	ssh_key key = NULL;
 	char *fp, *want;
@@ -756,6 +781,7 @@ static int
 session_options(struct session *sess, const char *host, unsigned int port)
 {
 	struct agent_config *c = sess->conf;
+	struct relay_conf *r = sess->relay;
 	char dir[PATH_MAX], *slash;
 
 	snprintf(dir, sizeof dir, "%s", c->identity);
@@ -768,7 +794,7 @@ session_options(struct session *sess, const char *host, unsigned int port)
 	if (ssh_options_set(sess->s, SSH_OPTIONS_SSH_DIR, dir) != SSH_OK ||
 	    ssh_options_set(sess->s, SSH_OPTIONS_USER, c->user) != SSH_OK ||
 	    ssh_options_set(sess->s, SSH_OPTIONS_KNOWNHOSTS,
-	    c->known_hosts ? c->known_hosts : "/dev/null") != SSH_OK ||
+	    r->known_hosts ? r->known_hosts : "/dev/null") != SSH_OK ||
 	    ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS,
 	    "/dev/null") != SSH_OK ||
 	    ssh_options_set(sess->s, SSH_OPTIONS_HOST, host) != SSH_OK ||
@@ -784,12 +810,12 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 	struct session *sess = arg;
 	struct agent_config *c = sess->conf;
 	struct timeval tv;
-	const char *host = path_host(c, sess->path);
-	unsigned int port = path_port(c, sess->path);
+	const char *host = sess->host;
+	unsigned int port = sess->port;
 	long nolog = SSH_LOG_NOLOG, proto = SSH_LOG_PROTOCOL;
 	int no = 0;
 
-	snprintf(sess->peer, sizeof sess->peer, "%s", dial_peer(d));
+	session_set_peer(sess, dial_peer(d));
 	sess->dial = NULL;
 	if (fd == -1) {
 		session_close(sess, 1, "%s", cause);
@@ -845,6 +871,7 @@ session_new(const struct dial_target *t, struct agent_config *conf,
 {
 	struct session *sess;
 	struct forward *f;
+	char addr[300];
 
 	sess = xcalloc(1, sizeof *sess);
 	sess->base = t->base;
@@ -852,6 +879,9 @@ session_new(const struct dial_target *t, struct agent_config *conf,
 	sess->cb = cb;
 	sess->cb_arg = arg;
 	sess->path = t->path;
+	sess->relay = t->relay;
+	sess->host = xstrdup(t->host);
+	sess->port = t->port;
 	sess->fd = -1;
 	sess->state = SESS_DIAL;
 	sess->started = session_now();
@@ -866,7 +896,8 @@ session_new(const struct dial_target *t, struct agent_config *conf,
 	sess->ev_free = event_new(t->base, -1, 0, session_free_cb, sess);
 	if (!sess->ev_deadline || !sess->ev_ka || !sess->ev_free)
 		fatalx("event_new");
-	snprintf(sess->peer, sizeof sess->peer, "%s:%u", t->host, t->port);
+	snprintf(addr, sizeof addr, "%s:%u", t->host, t->port);
+	session_set_peer(sess, addr);
 	log_info("connecting to %s via %s", sess->peer,
 	    session_path_name(sess));
 	sess->dial = dial_start(t, session_dialed, sess);

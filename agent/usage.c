@@ -79,38 +79,40 @@ usage_add(struct usage *u, uint64_t s, uint64_t r, uint64_t ts, uint64_t tr)
 
 /*
  * Book what session sess (on path name) moved since its last sample, to
- * today's UTC day. last: the session is gone, its next counters are a new
- * session's.
+ * today's UTC day. live holds what was booked of the session it last saw
+ * (each relay slot has its own, as its sessions run beside the other's).
+ * last: the session is gone, live's next counters are a new session's.
  */
 void
-usage_book(struct usage_book *b, const void *sess, const char *name,
-    const struct usage_sample *now, int last)
+usage_book(struct usage_book *b, struct usage_live *live, const void *sess,
+    const char *name, const struct usage_sample *now, int last)
 {
 	struct path_usage *u = usage_path(b, name);
+	struct usage_sample *seen = &live->seen;
 	uint64_t ds, dr, ts = 0, tr = 0;
 
 	usage_roll(b, time(NULL));
-	if (b->live != sess) {
-		memset(&b->seen, 0, sizeof b->seen);
-		b->live = sess;
+	if (live->sess != sess) {
+		memset(seen, 0, sizeof *seen);
+		live->sess = sess;
 	}
-	ds = now->sent >= b->seen.sent ? now->sent - b->seen.sent : 0;
-	dr = now->received >= b->seen.received ? now->received -
-	    b->seen.received : 0;
+	ds = now->sent >= seen->sent ? now->sent - seen->sent : 0;
+	dr = now->received >= seen->received ? now->received -
+	    seen->received : 0;
 	if (now->hdr != 0) {
 		/* 32-bit kernel counters: sampled at least hourly */
-		ts = (uint64_t)(uint32_t)(now->segs_out - b->seen.segs_out) *
+		ts = (uint64_t)(uint32_t)(now->segs_out - seen->segs_out) *
 		    now->hdr;
-		tr = (uint64_t)(uint32_t)(now->segs_in - b->seen.segs_in) *
+		tr = (uint64_t)(uint32_t)(now->segs_in - seen->segs_in) *
 		    now->hdr;
 	} else if (now->sent != 0 || now->received != 0)
 		u->tcp_unknown = 1;
 	usage_add(&u->total, ds, dr, ts, tr);
 	usage_add(&u->today, ds, dr, ts, tr);
-	b->seen = *now;
+	*seen = *now;
 	if (last) {
-		memset(&b->seen, 0, sizeof b->seen);
-		b->live = NULL;
+		memset(seen, 0, sizeof *seen);
+		live->sess = NULL;
 	}
 }
 

@@ -1,7 +1,7 @@
 /*
- * agent.conf parsing: inih, every [agent]/[relay]/[forward]/[path] key and
- * the values it keeps. File checks (identity mode, known_hosts) are left
- * to config_load and not exercised here.
+ * agent.conf parsing: inih, every [agent]/[relay]/[relay NAME]/[forward]/
+ * [path] key and the values it keeps. File checks (identity mode,
+ * known_hosts) are left to config_load and not exercised here.
  */
 #include <stdio.h>
 
@@ -22,7 +22,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct agent_config *c;
 	struct forward *f;
 	struct path *p;
+	struct relay_conf *r;
 	char *text, err[512];
+	int n;
 
 	text = fuzz_string(data, size);
 	err[0] = '\0';
@@ -42,6 +44,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_ASSERT(f->name != NULL);
 		TAILQ_FOREACH(p, &c->paths, entry)
 			FUZZ_ASSERT(p->name != NULL);
+		/* relays in file order, all named or the one unnamed */
+		FUZZ_ASSERT(c->relays_active >= 1 &&
+		    c->relays_active <= AGENT_MAX_ACTIVE);
+		n = 0;
+		TAILQ_FOREACH(r, &c->relays, entry) {
+			FUZZ_ASSERT(r->name != NULL && r->index == n);
+			FUZZ_ASSERT(config_relay(c, n) == r);
+			FUZZ_ASSERT(r->named == TAILQ_FIRST(&c->relays)->named);
+			FUZZ_ASSERT(r->named || c->nrelays == 1);
+			n++;
+		}
+		FUZZ_ASSERT(n == c->nrelays);
 		config_free(c);
 	}
 	free(text);
