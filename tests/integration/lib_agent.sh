@@ -7,6 +7,10 @@
 #                        relay's permitlisten for it)
 # arc_setup              arc-gw ns + wireguard-go tunnel arc0 on the device
 # cellular_blackhole     nft drop of the device's cellular traffic (at the carrier)
+# relayb_setup           a second relay machine: ns $NS_RELAYB at $RELAYB_ADDR
+# start_named_relay      another standalone simtun-relay (own conf, log, socket)
+# kill_named_relay       SIGKILL it
+# agent_conf_relays      $AGENT_CONF with [relay NAME] sections and relays_active
 #
 # Agent config knobs (set before agent_conf/start_agent):
 #   AGENT_KA_INTERVAL AGENT_KA_COUNT AGENT_BACKOFF_INITIAL AGENT_BACKOFF_MAX
@@ -180,3 +184,89 @@ cellular_blackhole() {
 
 # cellular_blackhole_off: lift cellular_blackhole.
 cellular_blackhole_off() { nsx "$NS_CARRIER" nft delete table ip blackhole; }
+
+# --- several relays (issue 14) ---------------------------------------------
+
+NS_RELAYB=${ST_ID}b
+RELAYB_ADDR=198.18.0.5
+declare -A NAMED_RELAY_PID=()
+
+# relayb_setup: a second relay machine: namespace $NS_RELAYB on the internet
+# bridge as $RELAYB_ADDR, and its own host key $T/keys/relayb_host.
+relayb_setup() {
+	netns_new "$NS_RELAYB"
+	inet_attach "$NS_RELAYB" "$RELAYB_ADDR"
+	make_key relayb_host relayb
+}
+
+# start_named_relay NAME NS HOSTKEY [key = value ...]: a standalone simtun-relay -v
+# in NS on :$RELAY_PORT (device ports on 0.0.0.0), with its own relay.conf, control
+# socket ($T/relay-NAME/relay.sock), state_db and log ($T/relay-NAME.log); the
+# device keys are $T/relay/authorized_keys. Extra "key = value" lines go to [relay].
+start_named_relay() {
+	require_relay
+	local name=$1 ns=$2 key=$3 d=$T/relay-$1 kv pid; shift 3
+	mkdir -p "$d"
+	install -m 600 "$key" "$d/ssh_host_ed25519_key"
+	{
+		echo "[relay]"
+		echo "listen = 0.0.0.0:$RELAY_PORT"
+		echo "host_key = $d/ssh_host_ed25519_key"
+		echo "authorized_keys = $T/relay/authorized_keys"
+		echo "forward_address = 0.0.0.0"
+		echo "control_socket = $d/relay.sock"
+		echo "state_db = $d/state.db"
+		for kv in "$@"; do echo "$kv"; done
+	} >"$d/relay.conf"
+	register_log "$T/relay-$name.log"
+	echo "--- relay $name start $(date +%T.%N)" >>"$T/relay-$name.log"
+	ip netns exec "$ns" "$SIMTUN_BIN/simtun-relay" -c "$d/relay.conf" -v \
+	    2>>"$T/relay-$name.log" &
+	pid=$!
+	disown
+	NAMED_RELAY_PID[$name]=$pid
+	ST_DAEMONS+=("$pid")
+	wait_until 10 port_listening "$ns" "$RELAY_PORT" || {
+		kill -0 "$pid" 2>/dev/null || fail "simtun-relay $name exited at start"
+		fail "simtun-relay $name not listening on :$RELAY_PORT in $ns after 10 s"
+	}
+	log "simtun-relay $name pid $pid listening on :$RELAY_PORT in $ns"
+}
+
+# kill_named_relay NAME: SIGKILL that relay and wait until it is gone.
+kill_named_relay() {
+	local pid=${NAMED_RELAY_PID[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill -KILL "$pid" 2>/dev/null
+	wait_until 5 eval "! kill -0 $pid 2>/dev/null"
+	NAMED_RELAY_PID[$1]=
+}
+
+# agent_conf_relays ACTIVE NAME=HOST:PORT:FINGERPRINT...: write $AGENT_CONF as
+# agent_conf does, with relays_active = ACTIVE and one [relay NAME] per argument,
+# in that order.
+agent_conf_relays() {
+	local active=$1 r name rest; shift
+	chmod 600 "$T/keys/dev1"
+	{
+		cat <<-EOF
+		[agent]
+		identity = $T/keys/dev1
+		user = $AGENT_USER
+		keepalive_interval = $AGENT_KA_INTERVAL
+		keepalive_count_max = $AGENT_KA_COUNT
+		backoff_initial = $AGENT_BACKOFF_INITIAL
+		backoff_max = $AGENT_BACKOFF_MAX
+		control_socket = $T/agent.sock
+		relays_active = $active
+		EOF
+		for r in "$@"; do
+			name=${r%%=*} rest=${r#*=}
+			printf '\n[relay %s]\nhost = %s\nport = %s\nhost_key = %s\n' \
+			    "$name" "${rest%%:*}" "$(echo "$rest" | cut -d: -f2)" \
+			    "${rest#*:*:}"
+		done
+		printf '\n[forward ssh]\nremote = %s\nlocal = 127.0.0.1:22\n%s\n' \
+		    "$DEVICE_PORT" "$AGENT_EXTRA"
+	} >"$AGENT_CONF"
+}
