@@ -7,7 +7,15 @@
  * been up "long enough" (-T), else after a delay uniform in
  * [initial, min(max, initial * 2^n)] (agent/backoff.c).
  *
- *   loadgen -n N -H HOST [-p PORT] [-b BASEPORT] [-u USER] -a PREFIX
+ * -H A,B,...: several relays (a cluster on one port), as an agent with one
+ * [relay] section per address: device i starts on relay i mod n and falls
+ * back to the others (their order alternates with i / n, so a dead relay's
+ * devices spread over the rest). Like simtun-agent's relay slot, a failed
+ * attempt or a session that ends moves to the next relay at once, until
+ * every relay had its turn; then it backs off and starts over from its own.
+ * With one address nothing changes.
+ *
+ *   loadgen -n N -H HOST[,HOST...] [-p PORT] [-b BASEPORT] [-u USER] -a PREFIX
  *           [-c RAMP_CONCURRENCY] [-K KA_SECS] [-T STABLE_SECS]
  *           [-B BACKOFF_INITIAL] [-M BACKOFF_MAX] [-s]
  *
@@ -21,6 +29,7 @@
  *   <t> ALLUP n <secs since GO> <failed attempts>
  *   <t> DOWN up=<n>            the first session lost after an ALLUP
  *   <t> STAT up=.. connecting=.. waiting=.. attempts=.. failures=..
+ *                              (several relays: ... relays=UP1,UP2,...)
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -59,6 +68,9 @@ struct dev {
 	struct event	*ev_timer;	/* backoff wait or handshake deadline */
 	struct event	*ev_ka;
 	unsigned int	 bo_n;
+	int		 rel;		/* -H list: current relay, 0 = own */
+	int		 rel_failed;	/* relays failed since the last backoff */
+	int		 rel_up;	/* the relay its session is up on */
 	double		 up_since;
 	int		 ramp;		/* still part of the initial ramp */
 };
@@ -70,7 +82,10 @@ static int ramp_conc = 256, ka_secs = 30, stable_secs = 60;
 static unsigned long bo_initial_ms = 1000, bo_max_ms = 120000;
 static const char *host = "127.0.0.1", *user = "root";
 static int rport = 2222, baseport = 20000;
-static struct sockaddr_in raddr;
+#define MAX_RELAYS	8
+static struct sockaddr_in raddr[MAX_RELAYS];
+static char *rhost[MAX_RELAYS];
+static int nrelay = 1, relay_up[MAX_RELAYS];
 static double t_go;
 static int allup_seen;
 static unsigned long attempts, failures;
@@ -142,6 +157,20 @@ backoff_next(struct dev *d)
 	return uniform(bo_initial_ms, ceil);
 }
 
+/*
+ * The k-th relay (0 = its own) of device d: its own is idx mod n, the others
+ * follow in an order that alternates with idx / n.
+ */
+static int
+dev_relay(const struct dev *d, int k)
+{
+	int own = d->idx % nrelay;
+
+	if (k == 0 || nrelay == 1)
+		return own;
+	return (own + 1 + (d->idx / nrelay + k - 1) % (nrelay - 1)) % nrelay;
+}
+
 /* Ramp bookkeeping: a ramp slot frees when the first attempt ends. */
 static void
 ramp_done(struct dev *d)
@@ -171,6 +200,7 @@ dev_fail(struct dev *d)
 		if (nup == ndev && allup_seen)
 			out("DOWN up=%d", nup - 1);
 		nup--;
+		relay_up[d->rel_up]--;
 		up = now_real() - d->up_since;
 	} else if (d->state != DEV_IDLE && d->state != DEV_WAIT) {
 		nconnecting--;
@@ -185,16 +215,33 @@ dev_fail(struct dev *d)
 		ssh_event_free(d->sev);
 		d->sev = NULL;
 	}
+	/*
+	 * From ssh_connect on, the fd is libssh's: ssh_free closes it, or
+	 * libssh closed it already (EOF, a failed write), and its number may
+	 * be another device's socket by now: never close it by number then.
+	 */
 	if (d->s != NULL) {
-		ssh_free(d->s);	/* closes the fd it was given (0.10.6) */
+		ssh_free(d->s);
 		d->s = NULL;
-	}
-	if (d->fd != -1 && fcntl(d->fd, F_GETFD) != -1)
+	} else if (d->fd != -1)
 		close(d->fd);
 	d->fd = -1;
 	ramp_done(d);
 	if (up >= stable_secs) {
 		d->bo_n = 0;
+		d->rel_failed = 0;
+	}
+	if (nrelay > 1) {
+		/* the next relay at once until each had its turn (agent/slot.c) */
+		if (++d->rel_failed < nrelay) {
+			d->rel = (d->rel + 1) % nrelay;
+			d->state = DEV_IDLE;
+			dev_start(d);
+			return;
+		}
+		d->rel_failed = 0;
+		d->rel = 0;
+	} else if (up >= stable_secs) {
 		d->state = DEV_IDLE;
 		dev_start(d);
 		return;
@@ -232,7 +279,9 @@ dev_ka_cb(evutil_socket_t fd, short what, void *arg)
 	if (d->state != DEV_UP)
 		return;
 	ssh_send_keepalive(d->s);
-	if (dev_flush(d) == -1)
+	/* a failed write closes the session (and its fd) inside libssh */
+	if (dev_flush(d) == -1 || !ssh_is_connected(d->s) ||
+	    (ssh_get_status(d->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
 		dev_fail(d);
 }
 
@@ -272,7 +321,8 @@ dev_io_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		ssh_options_set(d->s, SSH_OPTIONS_PROCESS_CONFIG, &no);
 		ssh_options_set(d->s, SSH_OPTIONS_FD, &d->fd);
-		ssh_options_set(d->s, SSH_OPTIONS_HOST, host);
+		ssh_options_set(d->s, SSH_OPTIONS_HOST,
+		    rhost[dev_relay(d, d->rel)]);
 		ssh_options_set(d->s, SSH_OPTIONS_PORT, &rport);
 		ssh_options_set(d->s, SSH_OPTIONS_USER, user);
 		ssh_options_set(d->s, SSH_OPTIONS_LOG_VERBOSITY, &nolog);
@@ -301,6 +351,8 @@ dev_up(struct dev *d)
 	d->state = DEV_UP;
 	d->up_since = now_real();
 	nup++;
+	d->rel_up = dev_relay(d, d->rel);
+	relay_up[d->rel_up]++;
 	ramp_done(d);
 	if (ka_secs > 0) {
 		tv.tv_sec = ka_secs;
@@ -389,7 +441,8 @@ dev_start(struct dev *d)
 		dev_fail(d);
 		return;
 	}
-	if (connect(d->fd, (struct sockaddr *)&raddr, sizeof raddr) == -1 &&
+	if (connect(d->fd, (struct sockaddr *)&raddr[dev_relay(d, d->rel)],
+	    sizeof raddr[0]) == -1 &&
 	    errno != EINPROGRESS) {
 		dev_fail(d);
 		return;
@@ -412,16 +465,23 @@ on_usr1(int sig)
 static void
 stat_cb(evutil_socket_t fd, short what, void *arg)
 {
-	out("STAT up=%d connecting=%d waiting=%d attempts=%lu failures=%lu",
-	    nup, nconnecting, nwaiting, attempts, failures);
+	char rel[MAX_RELAYS * 12] = "";
+	size_t len = 0;
+	int i;
+
+	for (i = 0; nrelay > 1 && i < nrelay; i++)
+		len += (size_t)snprintf(rel + len, sizeof rel - len, "%s%d",
+		    i == 0 ? " relays=" : ",", relay_up[i]);
+	out("STAT up=%d connecting=%d waiting=%d attempts=%lu failures=%lu%s",
+	    nup, nconnecting, nwaiting, attempts, failures, rel);
 }
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: loadgen -n N -H HOST [-p PORT] [-b BASEPORT] "
-	    "[-u USER] -a PREFIX [-c RAMP] [-K KA] [-T STABLE] [-B INIT] "
-	    "[-M MAX] [-s]\n");
+	fprintf(stderr, "usage: loadgen -n N -H HOST[,HOST...] [-p PORT] "
+	    "[-b BASEPORT] [-u USER] -a PREFIX [-c RAMP] [-K KA] [-T STABLE] "
+	    "[-B INIT] [-M MAX] [-s]\n");
 	exit(2);
 }
 
@@ -436,7 +496,7 @@ main(int argc, char **argv)
 	struct timeval one = { 1, 0 };
 	double t0;
 	int c, i, start_now = 0;
-	char *b64;
+	char *b64, *p;
 
 	while ((c = getopt(argc, argv, "n:H:p:b:u:a:c:K:T:B:M:s")) != -1) {
 		switch (c) {
@@ -457,13 +517,26 @@ main(int argc, char **argv)
 	}
 	if (ndev <= 0 || prefix == NULL)
 		usage();
-	memset(&raddr, 0, sizeof raddr);
-	raddr.sin_family = AF_INET;
-	raddr.sin_port = htons((uint16_t)rport);
-	if (inet_pton(AF_INET, host, &raddr.sin_addr) != 1) {
-		fprintf(stderr, "loadgen: -H wants an IPv4 address\n");
-		return 2;
+	/* -H A,B,...: one address per relay */
+	nrelay = 0;
+	for (p = strtok(strdup(host), ","); p != NULL; p = strtok(NULL, ",")) {
+		if (nrelay == MAX_RELAYS) {
+			fprintf(stderr, "loadgen: at most %d relays\n",
+			    MAX_RELAYS);
+			return 2;
+		}
+		rhost[nrelay] = p;
+		memset(&raddr[nrelay], 0, sizeof raddr[0]);
+		raddr[nrelay].sin_family = AF_INET;
+		raddr[nrelay].sin_port = htons((uint16_t)rport);
+		if (inet_pton(AF_INET, p, &raddr[nrelay].sin_addr) != 1) {
+			fprintf(stderr, "loadgen: -H wants IPv4 addresses\n");
+			return 2;
+		}
+		nrelay++;
 	}
+	if (nrelay == 0)
+		usage();
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);

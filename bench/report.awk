@@ -107,6 +107,35 @@ END {
 	row("reconnect storm after relay SIGKILL, 1,000 devices", secs(s, 120), secs(o, 120), tratio(s, o, 120), "", "")
 	s = first("fleet.simtun." big ".storm_s")
 	row("reconnect storm after relay SIGKILL, 10,000 devices*", secs(s, 120), "not run", "n/a", "<= 10 s", le(s, 10))
+	# 5b. several relays on one Redis directory (b_cluster.sh): simtun only,
+	# OpenSSH has no equivalent ("-" in its column and the ratio)
+	cn = first("cluster.n"); cd = first("cluster.on_dead"); ccap = first("cluster.cap")
+	c = med("cluster.rtt.cross"); d = med("cluster.rtt.direct")
+	row("cluster: 64 B round trip to a device on relay B, via relay A / via B, median (us)",
+	    (c == "" || d == "") ? "n/a" : sprintf("%.1f / %.1f", c, d), "-", "-", "", "")
+	c9 = med("cluster.rtt99.cross"); d9 = med("cluster.rtt99.direct")
+	row("cluster: 64 B round trip to a device on relay B, via relay A / via B, p99 (us)",
+	    (c9 == "" || d9 == "") ? "n/a" : sprintf("%.1f / %.1f", c9, d9), "-", "-", "", "")
+	c = med("cluster.rttdiff"); c9 = med("cluster.rtt99diff")
+	row("cluster: latency added by the relay-to-relay hop, median [p99] (us; median of paired runs)",
+	    (c == "" || c9 == "") ? "n/a" : sprintf("%.1f [%.1f]", c, c9), "-", "-", "", "")
+	s = first("cluster.storm_s")
+	row(sprintf("cluster: 1 of 3 relays SIGKILLed (%s of %s devices): all up on the other 2",
+	    cd == "" ? "?" : cd, cn == "" ? "?" : cn), secs(s, ccap), "-", "-", "", "")
+	s = first("cluster.dir_full_s"); o = first("cluster.lease_s")
+	row("cluster: directory lists them all on the other 2 [dead relay reaped; lease 10 s]",
+	    s == "" ? "n/a" : secs(s, ccap) " [" secs(o, ccap) "]", "-", "-", "", "")
+	s = first("cluster.storm_relay_cpu_s")
+	row(sprintf("cluster: relays' CPU during the storm, 2 survivors (s; %s + %s)",
+	    first("cluster.storm_relay2_cpu_s"), first("cluster.storm_relay3_cpu_s")),
+	    s == "" ? "n/a" : sprintf("%.2f", s), "-", "-", "", "")
+	s = first("cluster.claims_per_s"); o = first("cluster.claims_peak_per_s")
+	row(sprintf("cluster: directory claims per second in the storm, mean [most in 1 s] (%s claims)",
+	    first("cluster.claims") == "" ? "?" : first("cluster.claims")),
+	    s == "" ? "n/a" : s " [" o "]", "-", "-", "", "")
+	s = first("cluster.redis_cpu_s"); o = first("cluster.redis_eval_ms")
+	row("cluster: Redis CPU during the storm (s) [in the relays' scripts, ms]",
+	    s == "" ? "n/a" : sprintf("%.3f [%.0f]", s, o), "-", "-", "", "")
 	# 6. agent
 	s = first("agent.simtun.rss"); o = first("agent.openssh.rss")
 	row("device side RSS, idle (MB; autossh + ssh)", s == "" ? "n/a" : sprintf("%.1f", s / 1024), o == "" ? "n/a" : sprintf("%.1f", o / 1024), nratio(o, s), "<= 3 MB", s == "" ? "" : (s / 1024 <= 3))
@@ -139,6 +168,10 @@ END {
 	printf "    (its socket, libssh's copy of it, the device's port).\n"
 	printf "  OpenSSH at 10,000 not run (process per session: ~10,000 x the 1k PSS per device); its 1k figures shown.\n"
 	printf "  The generator shares the %s CPUs with the relay (see relay CPU per handshake for the relay's own cost).\n", nproc
+	printf "Cluster: 3 simtun-relays, one redis-server (no persistence), lease_time 10 s; loadgen's devices\n"
+	printf "  split over the 3, each falling back to the others at once (like simtun-agent's [relay] list);\n"
+	printf "  storm times from the SIGKILL. Round trips: ssh -L to a named forward (an echo on the device).\n"
+	printf "  OpenSSH has no cluster of relays: \"-\".\n"
 	if (failed != "") printf "FAILED sections: %s\n", failed
 
 	# --- JSON
