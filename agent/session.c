@@ -50,6 +50,9 @@ struct session {
 	int		 ka_out;	/* a probe is outstanding */
 	uint64_t	 ka_in;		/* packets received before the probe */
 	unsigned long	 ka_missed;
+	int		 tcp_probes;	/* the kernel probes the idle link */
+	uint64_t	 heard_packets;	/* packets at the last tick */
+	time_t		 heard_at;	/* last tick that saw a new one */
 	int		 was_up;
 	int		 closing;	/* in session_close: accept nothing */
 	int		 path_dead;
@@ -58,6 +61,18 @@ struct session {
 };
 
 static void session_step(struct session *);
+
+/*
+ * With TCP probes, SSH silence this long (s) still earns an SSH probe:
+ * ten keepalive intervals, at least five minutes.
+ */
+static time_t
+session_ssh_probe_after(const struct agent_config *c)
+{
+	time_t t = (time_t)c->ka_interval * 10;
+
+	return t < 300 ? 300 : t;
+}
 
 /* Seconds on a clock that does not jump. */
 static time_t
@@ -469,6 +484,19 @@ session_ka_cb(evutil_socket_t fd, short what, void *arg)
 		session_after_poll(sess);
 		return;
 	}
+	if (sess->rcnt.in_packets != sess->heard_packets) {
+		sess->heard_packets = sess->rcnt.in_packets;
+		sess->heard_at = session_now();
+	}
+	/*
+	 * With TCP probes the kernel watches an idle link (and drops it
+	 * after ka_count unanswered ones): an SSH probe goes out only after
+	 * SESSION_SSH_PROBE_AFTER of SSH silence, for what TCP cannot tell
+	 * (a relay process that hangs, a middlebox that answers TCP for it).
+	 */
+	if (sess->tcp_probes && session_now() - sess->heard_at <
+	    session_ssh_probe_after(sess->conf))
+		return;
 	sess->ka_in = sess->rcnt.in_packets;
 	out = sess->rcnt.out_packets;
 	ssh_send_keepalive(sess->s);
@@ -618,6 +646,8 @@ session_go_up(struct session *sess)
 	sess->state = SESS_UP;
 	sess->was_up = 1;
 	sess->up_since = session_now();
+	sess->heard_at = sess->up_since;
+	sess->heard_packets = sess->rcnt.in_packets;
 	sess->fwd_retry = -1;
 	sess->fwd_retry_at = sess->up_since + session_retry_secs(sess);
 	evtimer_add(sess->ev_ka, &tv);
@@ -822,9 +852,21 @@ session_dialed(struct dial *d, int fd, const char *cause, void *arg)
 		return;
 	}
 	sess->fd = fd;
-	/* a bit longer than the keepalive verdict, which then comes first */
-	net_user_timeout(fd, (unsigned int)(c->ka_interval * (c->ka_count + 1) *
-	    1000));
+	/*
+	 * The idle link is watched by TCP probes (two bare segments, a third
+	 * of an SSH keepalive's bytes on the cellular link) every ka_interval,
+	 * and dropped ka_count * ka_interval after the last ACK, the same
+	 * verdict as ka_count unanswered SSH probes. Without them: SSH
+	 * probes, the timeout a bit longer so their verdict comes first.
+	 */
+	if (net_tcp_probes(fd, (unsigned int)c->ka_interval,
+	    (unsigned int)c->ka_count) == 0) {
+		sess->tcp_probes = 1;
+		net_user_timeout(fd, (unsigned int)(c->ka_interval *
+		    c->ka_count * 1000));
+	} else
+		net_user_timeout(fd, (unsigned int)(c->ka_interval *
+		    (c->ka_count + 1) * 1000));
 	net_keepalive(fd);
 	if ((sess->s = ssh_new()) == NULL)
 		fatalx("ssh_new");

@@ -151,6 +151,7 @@ int	 net_nonblock(int);
 int	 net_addrstr(const struct sockaddr *, char *, size_t, int *);
 void	 net_user_timeout(int, unsigned int);
 void	 net_keepalive(int);
+int	 net_tcp_probes(int, unsigned int, unsigned int);
 int	 net_addr_is_name(const char *);
 struct evconnlistener;
 struct accept_pause {

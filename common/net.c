@@ -71,6 +71,26 @@ net_user_timeout(int fd, unsigned int ms)
 		log_warn("setsockopt TCP_USER_TIMEOUT");
 }
 
+/*
+ * TCP keepalive probes on an idle connection: the first after idle s of
+ * silence from the peer, then one every idle s, the connection dropped by
+ * the kernel when count of them go unanswered (with TCP_USER_TIMEOUT set,
+ * when that has passed since the last ACK). A probe and its ACK are two
+ * bare segments, a third of an SSH keepalive's bytes. -1 if refused.
+ */
+int
+net_tcp_probes(int fd, unsigned int idle, unsigned int count)
+{
+	int one = 1, i = (int)idle, c = (int)(count > 0 ? count : 1);
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &i, sizeof i) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &i, sizeof i) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &c, sizeof c) == -1)
+		return -1;
+	return 0;
+}
+
 /* Low latency for interactive ssh through the tunnel. */
 void
 net_keepalive(int fd)

@@ -144,6 +144,8 @@ struct session {
 	struct ssh_counter_struct rcount;	/* packets, both ways */
 	struct ssh_counter_struct scount;	/* socket bytes */
 	uint64_t	 last_in_packets;
+	uint64_t	 tick_out_bytes;	/* at the last keepalive tick */
+	uint32_t	 tick_segs_in;
 	struct timespec	 ka_sent;	/* when the last probe went out */
 	uint64_t	 ka_sent_packets;
 	long		 rtt_ms;	/* last keepalive round trip, -1 unknown */

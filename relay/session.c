@@ -1,5 +1,9 @@
 /* One SSH connection on the relay: handshake, auth, requests, keepalive. */
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
+
+#include <stddef.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -657,6 +661,33 @@ session_probe_moved(struct session *s, const char *relay, uint64_t epoch)
 	event_add(s->ev_timer, &tv);
 }
 
+/*
+ * Did segments come from the device since the last tick while we sent
+ * nothing (so they are not ACKs of ours)? A device that watches its link
+ * with TCP probes (simtun-agent) sends one every idle interval; it is
+ * alive as far as the network can tell, and an SSH probe of ours would
+ * only double the bytes on its cellular link.
+ */
+static int
+session_tcp_heard(struct session *sess)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	uint64_t out = sess->scount.out_bytes;
+	int heard = 0;
+
+	memset(&ti, 0, sizeof ti);
+	if (getsockopt(sess->io.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1 ||
+	    len < offsetof(struct tcp_info, tcpi_segs_in) +
+	    sizeof ti.tcpi_segs_in)
+		return 0;
+	if (out == sess->tick_out_bytes && ti.tcpi_segs_in != sess->tick_segs_in)
+		heard = 1;
+	sess->tick_out_bytes = out;
+	sess->tick_segs_in = ti.tcpi_segs_in;
+	return heard;
+}
+
 /* Login grace and keepalives share one timer per session. */
 static void
 session_timer(evutil_socket_t fd, short what, void *arg)
@@ -692,6 +723,8 @@ session_timer(evutil_socket_t fd, short what, void *arg)
 	 */
 	heard = sess->rcount.in_packets != sess->last_in_packets;
 	sess->last_in_packets = sess->rcount.in_packets;
+	if (session_tcp_heard(sess) && !heard && sess->ka_missed == 0)
+		heard = 1;	/* the device's own TCP probes */
 	if (heard)
 		sess->ka_missed = 0;
 	else if (++sess->ka_missed >= r->conf.keepalive_count_max) {
