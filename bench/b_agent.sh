@@ -8,9 +8,11 @@
 #   agent.KIND.rss / .pss     kB, summed over the device-side processes
 #   agent.KIND.wakeups        context switches per minute (voluntary +
 #                             involuntary, /proc/PID/status), scaled
-#   agent.KIND.bytes_hour     bytes on the device's cellular link (eth0 rx+tx
-#                             from /proc/net/dev: IP+TCP+SSH, keepalives and
-#                             ACKs of both ends), scaled to one hour
+#   agent.KIND.bytes_hour     IP bytes of the tunnel's TCP connection on the
+#                             device's cellular link (eth0 in + out, nft
+#                             counters: IP+TCP+SSH, keepalives and ACKs of
+#                             both ends; no Ethernet headers, ARP or IPv6
+#                             neighbour traffic), scaled to one hour
 . "$(dirname "$0")/../tests/integration/lib.sh"
 . "$(dirname "$0")/../tests/integration/lib_agent.sh"
 . "$(dirname "$0")/lib_bench.sh"
@@ -35,10 +37,11 @@ pids() {
 }
 P=$(pids)
 # shellcheck disable=SC2086
-s0=$(proc_switches $P) b0=$(ns_if_bytes "$NS_DEVICE" eth0) t0=$(now)
+ns_ip_count "$NS_DEVICE" eth0 "$RELAY_PORT" || fail "nft counters in $NS_DEVICE"
+s0=$(proc_switches $P) b0=$(ns_ip_bytes "$NS_DEVICE") t0=$(now)
 sleep "$WINDOW"
 # shellcheck disable=SC2086
-s1=$(proc_switches $P) b1=$(ns_if_bytes "$NS_DEVICE" eth0) dt=$(elapsed "$t0")
+s1=$(proc_switches $P) b1=$(ns_ip_bytes "$NS_DEVICE") dt=$(elapsed "$t0")
 [ "$(pids)" = "$P" ] || fail "device-side processes changed during the window ($P -> $(pids))"
 # shellcheck disable=SC2086
 read -r rss pss <<<"$(proc_mem $P)"

@@ -119,6 +119,25 @@ proc_switches() {
 	    awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { s += $2 } END { print s + 0 }'
 }
 
+# ns_ip_count NS IF PORT: count, from now on, the IP bytes in and out of IF
+# in NS of the TCP connection(s) to PORT (nft counters: IP and TCP headers
+# and payload; no link-layer header, ARP or other flows: the tunnel's own
+# cost on a cellular link); ns_ip_bytes NS reads in+out bytes.
+ns_ip_count() {
+	nsx "$1" nft -f - <<-EOF
+	table inet ipacct {
+		counter ip_in { }
+		counter ip_out { }
+		chain in { type filter hook input priority 0; iifname "$2" tcp sport $3 counter name ip_in; }
+		chain out { type filter hook output priority 0; oifname "$2" tcp dport $3 counter name ip_out; }
+	}
+	EOF
+}
+ns_ip_bytes() {
+	nsx "$1" nft list counters table inet ipacct |
+	    awk '/bytes/ { for (i = 1; i < NF; i++) if ($i == "bytes") n += $(i + 1) } END { print n + 0 }'
+}
+
 # ns_if_bytes NS IF: rx+tx bytes of interface IF in NS (/proc/net/dev).
 ns_if_bytes() {
 	nsx "$1" cat /proc/net/dev | awk -v i="$2:" '$1 == i { print $2 + $10 }'

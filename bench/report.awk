@@ -144,7 +144,7 @@ END {
 	s = first("agent.simtun.wakeups"); o = first("agent.openssh.wakeups")
 	row(sprintf("device side wakeups per idle minute (%s s window)", agwin), s == "" ? "n/a" : s, o == "" ? "n/a" : o, nratio(o, s), "", "")
 	s = first("agent.simtun.bytes_hour"); o = first("agent.openssh.bytes_hour")
-	row("keepalive bytes per idle hour on cellular (KB; detection 30 s)", s == "" ? "n/a" : sprintf("%.0f", s / 1000), o == "" ? "n/a" : sprintf("%.0f", o / 1000), nratio(o, s), "", "")
+	row("keepalive bytes per idle hour on cellular (KB of IP; detection 30 s)", s == "" ? "n/a" : sprintf("%.0f", s / 1000), o == "" ? "n/a" : sprintf("%.0f", o / 1000), nratio(o, s), "", "")
 
 	# --- table
 	printf "simtun bench %s (%s), %s CPUs: %s, kernel %s, build %s\n", date, quick ? "quick" : "full", nproc, cpu, kernel, rev
