@@ -63,6 +63,45 @@ struct session {
 static void session_step(struct session *);
 
 /*
+ * The tunnel's ciphers, fastest first for this CPU: with AES instructions
+ * (x86-64 AES-NI, arm64 with the crypto extensions: "aes" in
+ * /proc/cpuinfo) AES-GCM moves more bytes per CPU second than
+ * ChaCha20-Poly1305 (about 1.2x through the tunnel on x86-64); without
+ * them (a Raspberry Pi 4's Cortex-A72) ChaCha20 is far faster. The relay
+ * takes the first of ours it has.
+ */
+static const char *
+session_ciphers(void)
+{
+	static const char *order;
+	char line[4096], *p;
+	FILE *f;
+	int aes = 0;
+
+	if (order != NULL)
+		return order;
+	if ((f = fopen("/proc/cpuinfo", "r")) != NULL) {
+		while (!aes && fgets(line, sizeof line, f) != NULL) {
+			if (strncmp(line, "flags", 5) != 0 &&
+			    strncmp(line, "Features", 8) != 0)
+				continue;
+			for (p = strtok(line, " \t\n:"); p != NULL;
+			    p = strtok(NULL, " \t\n:"))
+				if (strcmp(p, "aes") == 0)
+					aes = 1;
+		}
+		fclose(f);
+	}
+	order = aes ? "aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
+	    "chacha20-poly1305@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr" :
+	    "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,"
+	    "aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr";
+	log_debug("tunnel ciphers: %s (%s AES instructions)", order,
+	    aes ? "with" : "no");
+	return order;
+}
+
+/*
  * With TCP probes, SSH silence this long (s) still earns an SSH probe:
  * ten keepalive intervals, at least five minutes.
  */
@@ -828,7 +867,11 @@ session_options(struct session *sess, const char *host, unsigned int port)
 	    ssh_options_set(sess->s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS,
 	    "/dev/null") != SSH_OK ||
 	    ssh_options_set(sess->s, SSH_OPTIONS_HOST, host) != SSH_OK ||
-	    ssh_options_set(sess->s, SSH_OPTIONS_PORT, &port) != SSH_OK)
+	    ssh_options_set(sess->s, SSH_OPTIONS_PORT, &port) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_CIPHERS_C_S,
+	    session_ciphers()) != SSH_OK ||
+	    ssh_options_set(sess->s, SSH_OPTIONS_CIPHERS_S_C,
+	    session_ciphers()) != SSH_OK)
 		return -1;
 	return 0;
 }
