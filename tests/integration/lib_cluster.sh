@@ -87,7 +87,7 @@ cluster_setup() {
 	netns_link "$NS_CARRIER" fl0 100.64.250.1/24 "$NS_FLEET" eth0 "$FLEET_ADDR/24"
 	ip -n "$NS_FLEET" route add default via 100.64.250.1
 	_fleet_sshd
-	ip netns exec "$NS_FLEET" socat TCP-LISTEN:7,fork,reuseaddr SYSTEM:'echo $SOCAT_SOCKADDR' \
+	ip netns exec "$NS_FLEET" socat TCP-LISTEN:7,fork,reuseaddr,backlog=256 SYSTEM:'echo $SOCAT_SOCKADDR' \
 	    2>>"$T/fleet_whoami.log" &
 	disown
 	wait_until 10 port_listening "$NS_FLEET" 7 || fail "fleet who-am-I service did not start"
