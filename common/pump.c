@@ -229,6 +229,22 @@ pump_can_read(struct pump *p)
 	    ssh_channel_window_size(p->ch) > 0 && !sshio_write_pending(p->io);
 }
 
+/*
+ * The socket is not read while the session holds unsent output; the
+ * session's pass after that output drained kicks the pump again. Make
+ * sure that pass comes: its write event is armed (sshio_flush) whoever
+ * left the output behind, be it a pass over another session (a device
+ * half that finished, a held channel handed over) that never flushed
+ * this one.
+ */
+static void
+pump_wake(struct pump *p)
+{
+	if (!p->dead && !p->fd_eof && sshio_write_pending(p->io) &&
+	    sshio_flush(p->io) == -1)
+		pump_close(p, "session write failed");
+}
+
 /* Socket readable: read at most one window's worth and send it. */
 static void
 pump_rd_cb(evutil_socket_t fd, short what, void *arg)
@@ -240,6 +256,7 @@ pump_rd_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (!pump_can_read(p)) {
 		event_del(p->ev_rd);
+		pump_wake(p);
 		return;
 	}
 	win = ssh_channel_window_size(p->ch);
@@ -258,8 +275,10 @@ pump_rd_cb(evutil_socket_t fd, short what, void *arg)
 	pump_send(p);
 	if (sshio_flush(p->io) == -1)
 		pump_close(p, "session write failed");
-	if (!pump_can_read(p))
+	if (!pump_can_read(p)) {
 		event_del(p->ev_rd);
+		pump_wake(p);
+	}
 }
 
 /* Socket writable again: drain, then take more from libssh. */
@@ -331,7 +350,9 @@ pump_kick(struct pump *p)
 		return -1;
 	if (pump_can_read(p))
 		event_add(p->ev_rd, NULL);
-	return 0;
+	else
+		pump_wake(p);
+	return p->dead ? -1 : 0;
 }
 
 /*
