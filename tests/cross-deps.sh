@@ -31,7 +31,7 @@ arm64) TRIPLET=aarch64-linux-gnu QEMU=qemu-aarch64;;
 *) echo "usage: $0 armhf|arm64 [SYSROOT] (a foreign architecture)" >&2; exit 1;;
 esac
 SYSROOT=${2:-$REPO_ROOT/build-$ARCH/sysroot}
-DEV_PKGS="libssh-dev libevent-dev libsodium-dev libinih-dev libsystemd-dev libsqlite3-dev"
+DEV_PKGS="libssh-dev libevent-dev libsodium-dev libinih-dev libsystemd-dev libsqlite3-dev libhiredis-dev"
 # libc and kernel headers come from the cross toolchain (libc6-dev-ARCH-cross);
 # only libc6 itself is unpacked, for qemu's loader.
 SKIP_PKGS="libc6-dev libc-dev-bin linux-libc-dev libcrypt-dev libnsl-dev libtirpc-dev rpcsvc-proto gcc-12-base libstdc++6"

@@ -19,7 +19,7 @@
 
 NSPAWN_SUITE=bookworm
 NSPAWN_PKGS="systemd systemd-sysv dbus libssh-4 libevent-core-2.1-7
-libevent-extra-2.1-7 libsodium23 libsqlite3-0 libinih1 libsystemd0 openssh-server
+libevent-extra-2.1-7 libsodium23 libsqlite3-0 libhiredis0.14 libinih1 libsystemd0 openssh-server
 iproute2 procps adduser ${NSPAWN_PKGS_EXTRA:-}"
 : "${NSPAWN_CACHE:=$REPO_ROOT/build/nspawn}"
 CT_PID=			# systemd-nspawn
