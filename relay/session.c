@@ -835,6 +835,60 @@ session_pass(struct session *sess)
 		session_close(sess, "write failed");
 }
 
+/* A session to or from peer:port, not yet started (session_start). */
+static struct session *
+session_alloc(struct relay *r, const char *peer, int port)
+{
+	struct session *sess;
+
+	sess = xcalloc(1, sizeof *sess);
+	sess->relay = r;
+	sess->id = ++r->next_id;
+	snprintf(sess->peer, sizeof sess->peer, "%s", peer);
+	sess->peer_port = port;
+	sess->since = time(NULL);
+	sess->rtt_ms = -1;
+	TAILQ_INIT(&sess->conns);
+	TAILQ_INIT(&sess->opconns);
+	TAILQ_INIT(&sess->owned);
+	if ((sess->s = ssh_new()) == NULL)
+		fatalx("ssh_new");
+	return sess;
+}
+
+/* Undo session_alloc (the session never started). */
+static void
+session_unalloc(struct session *sess)
+{
+	ssh_free(sess->s);
+	free(sess);
+}
+
+/*
+ * Start the session on fd, driven by io: non-blocking, the socket's TCP
+ * options, counters, the login grace timer, readiness events.
+ */
+static void
+session_start(struct session *sess, int fd, void (*io)(void *, short),
+    void *arg)
+{
+	struct relay *r = sess->relay;
+	struct timeval tv = { (time_t)r->conf.login_grace_time, 0 };
+
+	ssh_set_blocking(sess->s, 0);
+	net_keepalive(fd);
+	net_user_timeout(fd, (unsigned int)(r->conf.keepalive_interval *
+	    r->conf.keepalive_count_max * 1000));
+	ssh_set_counters(sess->s, &sess->scount, &sess->rcount);
+	sess->ev_timer = evtimer_new(r->base, session_timer, sess);
+	sess->ev_free = event_new(r->base, -1, 0, session_free_cb, sess);
+	if (sess->ev_timer == NULL || sess->ev_free == NULL)
+		fatalx("event_new");
+	evtimer_add(sess->ev_timer, &tv);
+	sshio_init(&sess->io, r->base, sess->s, fd, io, arg);
+	sess->state = SESSION_KEX;
+}
+
 /*
  * A new TCP connection on the SSH port: bounded unauthenticated work. fd
  * is ours (events), sshfd its copy for libssh (server_accept_cb).
@@ -842,7 +896,6 @@ session_pass(struct session *sess)
 void
 session_accept(struct relay *r, int fd, int sshfd, struct sockaddr *sa)
 {
-	struct timeval tv = { (time_t)r->conf.login_grace_time, 0 };
 	struct session *sess;
 	const char *why;
 	char addr[64];
@@ -862,34 +915,17 @@ session_accept(struct relay *r, int fd, int sshfd, struct sockaddr *sa)
 		close(fd);
 		return;
 	}
-	sess = xcalloc(1, sizeof *sess);
-	sess->relay = r;
-	sess->id = ++r->next_id;
-	snprintf(sess->peer, sizeof sess->peer, "%s", addr);
-	sess->peer_port = port;
-	sess->since = time(NULL);
-	sess->rtt_ms = -1;
-	TAILQ_INIT(&sess->conns);
-	TAILQ_INIT(&sess->opconns);
-	TAILQ_INIT(&sess->owned);
-	if ((sess->s = ssh_new()) == NULL)
-		fatalx("ssh_new");
+	sess = session_alloc(r, addr, port);
 	if (ssh_bind_accept_fd(r->bind, sess->s, sshfd) != SSH_OK) {
 		log_warnx("connection from %s: %s", addr,
 		    ssh_get_error(r->bind));
 		if (ssh_get_fd(sess->s) != sshfd)
 			close(sshfd);	/* else ssh_free closes it */
-		ssh_free(sess->s);
+		session_unalloc(sess);
 		close(fd);
-		free(sess);
 		return;
 	}
-	ssh_set_blocking(sess->s, 0);
 	net_nonblock(fd);
-	net_keepalive(fd);
-	net_user_timeout(fd, (unsigned int)(r->conf.keepalive_interval *
-	    r->conf.keepalive_count_max * 1000));
-	ssh_set_counters(sess->s, &sess->scount, &sess->rcount);
 
 	sess->scb.userdata = sess;
 	sess->scb.auth_pubkey_function = session_auth_pubkey;
@@ -904,14 +940,7 @@ session_accept(struct relay *r, int fd, int sshfd, struct sockaddr *sa)
 	ssh_set_callbacks(sess->s, &sess->cb);
 	ssh_set_auth_methods(sess->s, SSH_AUTH_METHOD_PUBLICKEY);
 	ssh_set_message_callback(sess->s, session_other_message, sess);
-
-	sess->ev_timer = evtimer_new(r->base, session_timer, sess);
-	sess->ev_free = event_new(r->base, -1, 0, session_free_cb, sess);
-	if (sess->ev_timer == NULL || sess->ev_free == NULL)
-		fatalx("event_new");
-	evtimer_add(sess->ev_timer, &tv);
-	sshio_init(&sess->io, r->base, sess->s, fd, session_io, sess);
-	sess->state = SESSION_KEX;
+	session_start(sess, fd, session_io, sess);
 	r->nunauth++;
 	penalty_unauth(r, sess->peer, 1);
 	server_throttle(r);
@@ -929,7 +958,6 @@ struct session *
 session_link_new(struct relay *r, int fd, const char *host, int port,
     void (*io)(void *, short), void *arg)
 {
-	struct timeval tv = { (time_t)r->conf.login_grace_time, 0 };
 	long nolog = SSH_LOG_NOLOG, proto = SSH_LOG_PROTOCOL;
 	struct session *sess;
 	unsigned int uport = (unsigned int)port;
@@ -937,19 +965,8 @@ session_link_new(struct relay *r, int fd, const char *host, int port,
 
 	if ((sshfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return NULL;
-	sess = xcalloc(1, sizeof *sess);
-	sess->relay = r;
+	sess = session_alloc(r, host, port);
 	sess->link = 1;
-	sess->id = ++r->next_id;
-	snprintf(sess->peer, sizeof sess->peer, "%s", host);
-	sess->peer_port = port;
-	sess->since = time(NULL);
-	sess->rtt_ms = -1;
-	TAILQ_INIT(&sess->conns);
-	TAILQ_INIT(&sess->opconns);
-	TAILQ_INIT(&sess->owned);
-	if ((sess->s = ssh_new()) == NULL)
-		fatalx("ssh_new");
 	ssh_options_set(sess->s, SSH_OPTIONS_PROCESS_CONFIG, &no);
 	if (ssh_options_set(sess->s, SSH_OPTIONS_HOST, host) != SSH_OK ||
 	    ssh_options_set(sess->s, SSH_OPTIONS_PORT, &uport) != SSH_OK ||
@@ -960,25 +977,13 @@ session_link_new(struct relay *r, int fd, const char *host, int port,
 	    "/dev/null") != SSH_OK ||
 	    ssh_options_set(sess->s, SSH_OPTIONS_FD, &sshfd) != SSH_OK) {
 		close(sshfd);
-		ssh_free(sess->s);
-		free(sess);
+		session_unalloc(sess);
 		return NULL;
 	}
 	ssh_options_set(sess->s, SSH_OPTIONS_LOG_VERBOSITY,
 	    log_get_verbose() >= 3 ? &proto : &nolog);
-	ssh_set_blocking(sess->s, 0);
-	net_keepalive(fd);
-	net_user_timeout(fd, (unsigned int)(r->conf.keepalive_interval *
-	    r->conf.keepalive_count_max * 1000));
-	ssh_set_counters(sess->s, &sess->scount, &sess->rcount);
-	sess->ev_timer = evtimer_new(r->base, session_timer, sess);
-	sess->ev_free = event_new(r->base, -1, 0, session_free_cb, sess);
-	if (sess->ev_timer == NULL || sess->ev_free == NULL)
-		fatalx("event_new");
-	evtimer_add(sess->ev_timer, &tv);
-	sshio_init(&sess->io, r->base, sess->s, fd, io, arg);
+	session_start(sess, fd, io, arg);
 	sess->io.max_graves = SSHIO_MAX_GRAVES;
-	sess->state = SESSION_KEX;
 	return sess;
 }
 
