@@ -350,9 +350,7 @@ pump_kick(struct pump *p)
 		return -1;
 	if (pump_can_read(p))
 		event_add(p->ev_rd, NULL);
-	else
-		pump_wake(p);
-	return p->dead ? -1 : 0;
+	return 0;
 }
 
 /*
